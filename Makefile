@@ -1,0 +1,74 @@
+# Google one-time-code sign-in on Cloud Functions: local stack, tests, benchmarks, deployment.
+SHELL := /usr/bin/env bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHROMIUM := /usr/lib/chromium/chromium
+# pytest-xdist workers; each starts its own Firestore emulator, local Google and Secret Manager.
+TEST_WORKERS ?= 2
+
+.DEFAULT_GOAL := help
+
+# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
+include terraform/terraform.mk
+
+# List the targets.
+.PHONY: help
+help:
+	@grep -B1 -E '^[a-z][a-z-]*:' $(MAKEFILE_LIST) | grep -E '^(#|[a-z])' | paste - - | \
+		sed -E 's/^[^#]*# (.*)\t([a-z-]+):.*/  \2\t\1/' | sed -E 's/^[^ ].*:([a-z-]+):.*/  \1/' | expand -t 24
+
+# Create the virtualenv and install pinned dependencies (re-run when requirements change).
+$(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Install the Python dependencies.
+.PHONY: install
+install: $(STAMP)
+
+# Install Debian's Chromium for the browser tests when it is missing (needs root or sudo).
+.PHONY: chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@test -x $(CHROMIUM) || { echo "Chromium is missing: apt-get install chromium"; exit 1; }
+
+# Run the whole system locally: page, functions, local Google, Secret Manager, Firestore emulator.
+.PHONY: dev
+dev: $(STAMP)
+	$(PY) -m localdev.dev
+
+# Run the offline job once against `make dev`'s stack.
+.PHONY: job
+job:
+	@curl -sS -X POST -H "X-CloudScheduler-ScheduleTime: $$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		http://localhost:8082/ && echo
+
+# Run every test: unit, integration, browser and Terraform checks.
+.PHONY: test
+test: $(STAMP) chromium $(CHECKOV)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
+
+# Run the fast unit tests only.
+.PHONY: test-unit
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+# Run the benchmarks; figures go to bench/results/ and the terminal.
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench.bench_exchange
+	$(PY) -m bench.bench_offline_job
+
+# Lint the Python code.
+.PHONY: lint
+lint: $(STAMP)
+	$(VENV)/bin/ruff check functions localdev tests bench
+

@@ -1,0 +1,201 @@
+"""Benchmark of `exchange_code`: warm throughput and latency, CPU per exchange, cold start.
+
+The local Google answers every call after a fixed latency (default 50 ms), as a remote Google
+would; Secret Manager and Firestore are the local server and the official emulator.
+
+- Warm: a functions-framework process serving `functions/main.py` receives N sign-ins from C
+  concurrent clients; throughput, p50/p99 latency, and the process's CPU time per exchange
+  (from /proc) are measured.
+- Own CPU: `complete_sign_in` called in this process, one at a time, timed with the calling
+  thread's CPU clock: the function's own work (our code and the client libraries), p50/p99.
+- Cold start: process start until the first successful exchange, against the same for a
+  minimal function that imports the same client libraries and answers `{"ok": true}`;
+  medians of several starts, measured in the same run.
+- Dependency calls: Secret Manager accesses and certificate fetches during the whole run.
+
+    python -m bench.bench_exchange [--exchanges 300] [--concurrency 8] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from bench.stack import CLIENT_ID, ORIGIN, SCOPES, local_stack
+from localdev.processes import FUNCTIONS_DIR, REPO, FunctionServer, free_port, wait_until_ready
+
+RESULTS = REPO / "bench" / "results" / "exchange.json"
+HEADERS = {"X-Requested-With": "XMLHttpRequest", "Origin": ORIGIN,
+           "Content-Type": "application/json"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its live children (gunicorn forks a worker)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid = int(fields[1])
+        if int(entry.name) == pid or ppid == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def mint_codes(control, n: int, prefix: str) -> list[str]:
+    return [control.mint_code(client_id=CLIENT_ID, email=f"{prefix}{i}@example.com",
+                              scopes=SCOPES)["code"] for i in range(n)]
+
+
+def warm_run(env, control, n: int, concurrency: int) -> dict:
+    server = FunctionServer("exchange_code", {**env, "THREADS": str(max(concurrency, 4))})
+    try:
+        warmup = mint_codes(control, 5, "warmup")
+        for code in warmup:
+            requests.post(server.url, json={"code": code}, headers=HEADERS, timeout=30)
+        codes = mint_codes(control, n, "warm")
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=concurrency))
+        latencies: list[float] = []
+
+        def one(code: str) -> int:
+            started = time.perf_counter()
+            status = session.post(server.url, data=json.dumps({"code": code}), headers=HEADERS,
+                                  timeout=30).status_code
+            latencies.append(time.perf_counter() - started)
+            return status
+
+        cpu_before = process_tree_cpu_seconds(server.popen.pid)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            statuses = list(pool.map(one, codes))
+        wall = time.perf_counter() - started
+        cpu = process_tree_cpu_seconds(server.popen.pid) - cpu_before
+    finally:
+        server.stop()
+    ok = statuses.count(200)
+    return {
+        "exchanges": n, "succeeded": ok, "concurrency": concurrency,
+        "throughput_per_s": round(ok / wall, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "process_cpu_ms_per_exchange": round(cpu / max(ok, 1) * 1000, 2),
+    }
+
+
+def own_cpu_run(env, control, n: int) -> dict:
+    sys.path.insert(0, str(FUNCTIONS_DIR))
+    from offline_access import runtime
+    from offline_access.code_exchange import complete_sign_in
+    from offline_access.request_guard import SignInRequest
+
+    deps = runtime.build_exchange_dependencies(env)
+    for code in mint_codes(control, 3, "own-warmup"):
+        complete_sign_in(SignInRequest(code), deps)
+    samples = []
+    for code in mint_codes(control, n, "own"):
+        started = time.thread_time()
+        complete_sign_in(SignInRequest(code), deps)
+        samples.append(time.thread_time() - started)
+    return {
+        "exchanges": n,
+        "cpu_ms_p50": round(percentile(samples, 50) * 1000, 2),
+        "cpu_ms_p99": round(percentile(samples, 99) * 1000, 2),
+        "cpu_ms_mean": round(statistics.fmean(samples) * 1000, 2),
+    }
+
+
+def cold_start(env, control, runs: int) -> dict:
+    ours, minimal = [], []
+    for i in range(runs):
+        code = mint_codes(control, 1, f"cold{i}-")[0]
+        started = time.perf_counter()
+        server = FunctionServer("exchange_code", env)
+        try:
+            response = requests.post(server.url, json={"code": code}, headers=HEADERS, timeout=30)
+            assert response.status_code == 200, response.text
+            ours.append(time.perf_counter() - started)
+        finally:
+            server.stop()
+
+        port = free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "functions_framework", "--target", "minimal", "--source",
+             str(REPO / "bench" / "minimal_function" / "main.py"), "--host", "127.0.0.1",
+             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/", timeout=30, process=process)
+            minimal.append(time.perf_counter() - started)
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait()
+    ours_median, minimal_median = statistics.median(ours), statistics.median(minimal)
+    return {
+        "runs": runs,
+        "exchange_first_success_ms": round(ours_median * 1000),
+        "minimal_first_response_ms": round(minimal_median * 1000),
+        "ratio": round(ours_median / minimal_median, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--exchanges", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    args = parser.parse_args()
+    with local_stack(args.latency_ms) as (env, control, secret_manager, _):
+        warm = warm_run(env, control, args.exchanges, args.concurrency)
+        secret_accesses_warm_instance = secret_manager.accesses()
+        cert_fetches = control.counters()["requests"].get("GET /oauth2/v1/certs", 0)
+        own = own_cpu_run(env, control, min(args.exchanges, 200))
+        cold = cold_start(env, control, args.cold_runs)
+    results = {
+        "google_latency_ms": args.latency_ms,
+        "warm": warm,
+        "own_cpu": own,
+        "cold_start": cold,
+        "warm_instance_secret_manager_accesses": secret_accesses_warm_instance,
+        "warm_instance_certificate_fetches": cert_fetches,
+        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"""
+exchange_code benchmark (local Google latency {args.latency_ms} ms, {results['machine']})
+  warm, {warm['concurrency']} concurrent clients: {warm['throughput_per_s']} exchanges/s, \
+p50 {warm['latency_p50_ms']} ms, p99 {warm['latency_p99_ms']} ms ({warm['succeeded']}/{warm['exchanges']} ok)
+  function process CPU per exchange (incl. HTTP server): {warm['process_cpu_ms_per_exchange']} ms
+  own CPU per exchange: p50 {own['cpu_ms_p50']} ms, p99 {own['cpu_ms_p99']} ms   (goal p50 <= 5 ms)
+  Secret Manager accesses by the warm instance: {secret_accesses_warm_instance} \
+(client secret + sealing key, once each; goal 1 per secret per instance)
+  certificate fetches by the warm instance: {cert_fetches}   (goal <= 1 per max-age window)
+  cold start to first successful exchange: {cold['exchange_first_success_ms']} ms vs \
+minimal function {cold['minimal_first_response_ms']} ms = {cold['ratio']}x   (goal <= 1.3x)
+  written to {RESULTS.relative_to(REPO)}
+""")
+
+
+if __name__ == "__main__":
+    main()

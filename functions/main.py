@@ -1,0 +1,15 @@
+"""Cloud Functions entry points: adapt HTTP to the plain modules of `offline_access`."""
+
+import functions_framework
+
+from offline_access import http_api, runtime
+from offline_access.structured_log import configure_python_logging
+
+configure_python_logging()
+_exchange = runtime.Lazy(runtime.build_exchange_dependencies)
+
+
+@functions_framework.http
+def exchange_code(request):
+    """Receive a one-time code from the sign-in page and keep the user's tokens."""
+    return http_api.handle_exchange(request, _exchange.get)

@@ -1,0 +1,117 @@
+"""Configuration of both functions, read once per instance from the environment.
+
+Every setting is named here, with its default; a missing or malformed required setting fails
+fast with a message that says which variable to set. Secrets are not configuration: only the
+names of their Secret Manager versions are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+DEFAULT_SCOPES = (
+    "openid",
+    "email",
+    "profile",
+    "https://www.googleapis.com/auth/drive.appdata",
+)
+
+_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/(latest|[1-9][0-9]*)$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"Set the environment variable {name}.")
+    return value
+
+
+def _secret_version(env: Mapping[str, str], name: str) -> str:
+    value = _required(env, name)
+    if not _SECRET_VERSION.match(value):
+        raise ConfigError(
+            f"{name} must look like projects/PROJECT/secrets/NAME/versions/VERSION "
+            "(a version number or 'latest')."
+        )
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}.")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, sep: str = ",") -> tuple[str, ...]:
+    raw = env.get(name, "")
+    return tuple(item.strip() for item in raw.split(sep) if item.strip())
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = _list(env, "ALLOWED_ORIGINS")
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS entry {origin!r} is not an origin "
+                "(scheme://host[:port], no path, no trailing slash)."
+            )
+    return origins
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by both functions."""
+
+    project: str
+    client_id: str
+    client_secret_version: str
+    sealing_key_version: str
+    allowed_origins: tuple[str, ...]
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    allowed_hosted_domains: tuple[str, ...]
+    users_collection: str
+    offline_tasks: tuple[str, ...]
+    job_time_budget_seconds: int
+    job_concurrency: int
+    job_page_size: int
+    job_interval_seconds: int
+    job_claim_ttl_seconds: int
+    http_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
+        scopes = tuple(env.get("OAUTH_SCOPES", "").split()) or DEFAULT_SCOPES
+        return cls(
+            project=_required(env, "GOOGLE_CLOUD_PROJECT"),
+            client_id=_required(env, "OAUTH_CLIENT_ID"),
+            client_secret_version=_secret_version(env, "OAUTH_CLIENT_SECRET_VERSION"),
+            sealing_key_version=_secret_version(env, "TOKEN_SEALING_KEY_VERSION"),
+            allowed_origins=_origins(env),
+            redirect_uri=env.get("OAUTH_REDIRECT_URI", "").strip() or "postmessage",
+            scopes=scopes,
+            allowed_hosted_domains=tuple(d.lower() for d in _list(env, "ALLOWED_HOSTED_DOMAINS")),
+            users_collection=env.get("USERS_COLLECTION", "").strip() or "users",
+            offline_tasks=_list(env, "OFFLINE_TASKS") or ("drive_appdata", "userinfo"),
+            job_time_budget_seconds=_int(env, "JOB_TIME_BUDGET_SECONDS", 240),
+            job_concurrency=_int(env, "JOB_CONCURRENCY", 16),
+            job_page_size=_int(env, "JOB_PAGE_SIZE", 200),
+            job_interval_seconds=_int(env, "JOB_INTERVAL_SECONDS", 3600),
+            job_claim_ttl_seconds=_int(env, "JOB_CLAIM_TTL_SECONDS", 600),
+            http_timeout_seconds=float(_int(env, "HTTP_TIMEOUT_SECONDS", 10)),
+        )

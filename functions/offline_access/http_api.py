@@ -1,0 +1,96 @@
+"""The HTTP face of the functions: requests in, JSON answers and one log line out.
+
+This is where HTTP meets the flow: preflight and CSRF checks, the capped body, the mapping of
+each `FlowError` to a status code and a JSON body `{"error", "message"}`, `Retry-After` on 503,
+and the request's single structured log line. A client's mistake never becomes a 5xx, and no
+answer or log line carries a code, token or secret.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import flask
+
+from .code_exchange import ExchangeDependencies, complete_sign_in
+from .errors import ClientError, FlowError, Misconfigured, Unavailable
+from .request_guard import (
+    MAX_BODY_BYTES,
+    check_post_headers,
+    check_preflight,
+    cors_headers,
+    parse_body,
+)
+from .structured_log import emit, trace_field
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Type": "application/json",
+}
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str]) -> flask.Response:
+    response = flask.Response(json.dumps(body), status=status)
+    response.headers.update(_SECURITY_HEADERS)
+    response.headers.update(headers)
+    return response
+
+
+def _read_capped_body(request: flask.Request) -> bytes:
+    # Never read more than one byte past the cap, whatever the client declares.
+    return request.stream.read(MAX_BODY_BYTES + 1)
+
+
+def handle_exchange(
+    request: flask.Request, get_deps: Callable[[], ExchangeDependencies]
+) -> flask.Response:
+    """Answer one request to the `exchange_code` function.
+
+    `get_deps` returns the instance's dependencies; building them does no I/O, so every check
+    of the request still happens before any call to Secret Manager, Google or Firestore.
+    """
+    started = time.perf_counter()
+    log: dict[str, Any] = {"event": "exchange_code", "method": request.method}
+    origin = request.headers.get("Origin")
+    headers: dict[str, str] = {"Vary": "Origin"}
+    try:
+        deps = get_deps()
+        log.update(trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context")))
+        origins = deps.config.allowed_origins
+        if request.method == "OPTIONS":
+            headers = check_preflight(request.headers, origins)
+            status, body = 204, None
+        elif request.method != "POST":
+            headers["Allow"] = "POST, OPTIONS"
+            raise ClientError(
+                "Use POST to send the sign-in code.", code="method_not_allowed", status=405
+            )
+        else:
+            headers = cors_headers(origin, origins)
+            check_post_headers(request.headers, origins)
+            sign_in = parse_body(request.headers.get("Content-Type"), _read_capped_body(request))
+            result = complete_sign_in(sign_in, deps)
+            status, body = 200, result.body
+            log.update(user=result.user, new_user=result.created,
+                       offline_access=body["offline_access"],
+                       missing_scopes=body["missing_scopes"])
+    except FlowError as exc:
+        status, body = exc.status, exc.body()
+        log.update(error=exc.code, tokens_revoked=exc.revoked)
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after or 5)
+            log["dependency"] = exc.dependency
+        if isinstance(exc, Misconfigured):
+            log["fix"] = exc.fix
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    severity = "ERROR" if status >= 500 and status != 503 else "WARNING" if status >= 400 else "INFO"
+    outcome = "signed in" if status == 200 else (body or {}).get("error", "preflight")
+    emit(severity, f"exchange_code: {outcome}", outcome=outcome, **log)
+    if body is None:
+        response = flask.Response(status=status)
+        response.headers.update(headers)
+        return response
+    return json_response(status, body, headers)

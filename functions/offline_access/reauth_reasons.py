@@ -1,0 +1,117 @@
+"""Why a user's refresh token died: the likely reason, from what the user document tells us.
+
+Google answers every dead refresh token with the same `invalid_grant` ("Token has been expired
+or revoked."), whatever the cause. The job marks the user `needs_reauth` and stores the most
+likely reason, so the page (or a notification) can say something better than "sign in again",
+and an operator can see, for example, that every user of an app still in Testing lost access
+after a week. The reason is a diagnosis, never a reason to retry: the token is dead either way.
+
+The decision table, first match wins:
+
+| evidence | reason |
+|---|---|
+| the sealed token does not open (copied from another user, tampered, unknown key) | `unreadable_token` |
+| `error_subtype` `invalid_rapt` / `rapt_required` (Workspace session control) | `reauth_required` |
+| the app is in Testing (`OAUTH_APP_TESTING_MODE`), the grant has scopes beyond name, email and profile, and consent was >= 7 days ago | `testing_mode_expiry` |
+| the token was last used (consent or a successful refresh) >= 6 months ago | `unused_6_months` |
+| the document has no consent time at all | `unknown` |
+| otherwise | `revoked` |
+
+`revoked` covers the user removing access in their Google Account, a password change with
+Gmail scopes, and an administrator's policy. Eviction by the limit of 100 live refresh tokens
+per account per client looks exactly the same from here, and cannot be caused by this
+deployment alone: each sign-in stores the newest token, and only older ones are evicted. It
+needs refresh tokens for the same client issued elsewhere (another deployment or app sharing
+the client id), of which the document knows nothing, so `token_limit_eviction` stays in the
+vocabulary (for a caller with that knowledge) but is not inferred here.
+
+Reference: https://developers.google.com/identity/protocols/oauth2#expiration
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable
+
+UNREADABLE_TOKEN = "unreadable_token"
+REAUTH_REQUIRED = "reauth_required"
+TESTING_MODE_EXPIRY = "testing_mode_expiry"
+UNUSED_6_MONTHS = "unused_6_months"
+TOKEN_LIMIT_EVICTION = "token_limit_eviction"
+REVOKED = "revoked"
+UNKNOWN = "unknown"
+REASONS = (
+    UNREADABLE_TOKEN,
+    REAUTH_REQUIRED,
+    TESTING_MODE_EXPIRY,
+    UNUSED_6_MONTHS,
+    TOKEN_LIMIT_EVICTION,
+    REVOKED,
+    UNKNOWN,
+)
+
+TESTING_MODE_LIFETIME = dt.timedelta(days=7)
+IDLE_LIMIT = dt.timedelta(days=182)  # "6 months"
+# Our clock and Google's differ a little, and consent happened a moment before we stored it.
+_SLACK = dt.timedelta(minutes=10)
+_RAPT_SUBTYPES = frozenset({"invalid_rapt", "rapt_required"})
+# The Sign-In scopes: a grant of only these is exempt from the 7-day Testing expiry.
+_IDENTITY_SCOPES = frozenset({
+    "openid",
+    "email",
+    "profile",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/userinfo.profile",
+})
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def consent_time(record: dict[str, Any]) -> dt.datetime | None:
+    """When the user last consented, as far as the document knows (`signed_in_at`)."""
+    return _when(record.get("signed_in_at")) or _when(record.get("created_at"))
+
+
+def last_use(record: dict[str, Any]) -> dt.datetime | None:
+    """When the refresh token was last used: the later of consent and our last refresh."""
+    job = record.get("job") if isinstance(record.get("job"), dict) else {}
+    times = [t for t in (consent_time(record), _when(job.get("refreshed_at"))) if t is not None]
+    return max(times) if times else None
+
+
+def identity_only(scopes: Iterable[str]) -> bool:
+    """True when a grant has only name, email and profile scopes."""
+    return all(scope in _IDENTITY_SCOPES for scope in scopes)
+
+
+def classify(
+    record: dict[str, Any],
+    *,
+    error_subtype: str,
+    now: dt.datetime,
+    testing_mode: bool = False,
+) -> str:
+    """The likely reason a refresh failed with `invalid_grant` (see the module's table).
+
+    Args:
+        record: the user document as read at the start of the user's work.
+        error_subtype: Google's `error_subtype`, or `invalid_grant` when there was none.
+        now: the current time (timezone-aware).
+        testing_mode: the OAuth consent screen's publishing status is Testing.
+    """
+    if error_subtype in _RAPT_SUBTYPES:
+        return REAUTH_REQUIRED
+    consented = consent_time(record)
+    if consented is None:
+        return UNKNOWN
+    scopes = record.get("granted_scopes") or ()
+    if testing_mode and not identity_only(scopes) and now - consented >= TESTING_MODE_LIFETIME - _SLACK:
+        return TESTING_MODE_EXPIRY
+    used = last_use(record) or consented
+    if now - used >= IDLE_LIMIT - _SLACK:
+        return UNUSED_6_MONTHS
+    return REVOKED

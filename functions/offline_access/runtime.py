@@ -1,0 +1,66 @@
+"""Builds each function's dependencies once per instance, on first use.
+
+Nothing is created at import time, so cold starts stay close to a bare import of the client
+libraries, and tests can build dependencies of their own with the same constructors.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Mapping, TypeVar
+
+from . import secret_source, user_store
+from .code_exchange import ExchangeDependencies
+from .config import Config, ConfigError
+from .errors import Misconfigured
+from .google_endpoints import GoogleEndpoints
+from .http_session import make_session
+from .id_token_verifier import CertificateCache
+from .token_sealing import SealingKeys, TokenSealer
+
+T = TypeVar("T")
+
+
+def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> ExchangeDependencies:
+    """Dependencies of `exchange_code` from the environment.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed.
+    """
+    try:
+        config = Config.from_env(environ)
+    except ConfigError as exc:
+        raise Misconfigured(str(exc)) from None
+    if not config.allowed_origins:
+        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
+    endpoints = GoogleEndpoints.from_env(environ)
+    session = make_session(pool_size=32)
+    secrets = secret_source.SecretSource(secret_source.make_client(environ))
+    return ExchangeDependencies(
+        config=config,
+        endpoints=endpoints,
+        secrets=secrets,
+        sealer=TokenSealer(SealingKeys(secrets, config.sealing_key_version)),
+        session=session,
+        certificates=CertificateCache(session, endpoints.certs_pem),
+        store=user_store.UserStore(
+            user_store.make_client(config.project, environ), config.users_collection
+        ),
+    )
+
+
+class Lazy:
+    """A value built on first use, once, even when the first requests arrive together."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+        return self._value

@@ -1,0 +1,155 @@
+"""The user documents in Firestore: one per Google account, keyed by the verified `sub`.
+
+A sign-in is recorded in one atomic write guarded by a precondition on the document's previous
+state (optimistic concurrency with bounded time, unlike a Firestore transaction whose commit
+retries for up to a minute). A token response without a refresh token never erases the stored
+one: Google only sends a refresh token when the user saw the consent screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from google.api_core import exceptions as api_exceptions
+from google.api_core import retry as api_retry
+from google.cloud import firestore
+
+from .errors import Unavailable
+
+STATUS_ACTIVE = "active"
+STATUS_NO_OFFLINE_ACCESS = "no_offline_access"
+STATUS_NEEDS_REAUTH = "needs_reauth"
+PROFILE_FIELDS = ("email", "email_verified", "name", "picture", "hd")
+FIRESTORE_TIMEOUT_SECONDS = 5.0
+_WRITE_ATTEMPTS = 3
+_TRANSIENT = (
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.DeadlineExceeded,
+    api_exceptions.InternalServerError,
+    api_exceptions.ResourceExhausted,
+    api_exceptions.Aborted,
+)
+_RETRY = api_retry.Retry(
+    predicate=api_retry.if_exception_type(*_TRANSIENT),
+    initial=0.1,
+    maximum=1.0,
+    multiplier=2.0,
+    timeout=FIRESTORE_TIMEOUT_SECONDS,
+)
+
+
+def make_client(project: str, environ: Mapping[str, str] = os.environ) -> firestore.Client:
+    """A Firestore client; `FIRESTORE_EMULATOR_HOST` (read by the library) selects the emulator."""
+    return firestore.Client(project=project)
+
+
+def firestore_unavailable() -> Unavailable:
+    return Unavailable(
+        "The server's database is unavailable. Try again shortly.", dependency="firestore"
+    )
+
+
+@dataclass(frozen=True)
+class SignInRecord:
+    """What a sign-in stores. Tokens arrive here already sealed."""
+
+    sub: str
+    profile: dict[str, Any]
+    granted_scopes: tuple[str, ...]
+    sealed_refresh_token: dict[str, Any] | None
+    sealed_access_token: dict[str, Any]
+    access_token_expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """The user's state after the write."""
+
+    status: str
+    created: bool
+
+    @property
+    def offline_access(self) -> bool:
+        return self.status == STATUS_ACTIVE
+
+
+class UserStore:
+    """Reads and writes user documents."""
+
+    def __init__(self, client: firestore.Client, collection: str = "users") -> None:
+        self.client = client
+        self.collection = client.collection(collection)
+
+    def ref(self, sub: str):
+        return self.collection.document(sub)
+
+    def get(self, sub: str) -> dict[str, Any] | None:
+        try:
+            snapshot = self.ref(sub).get(retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
+            raise firestore_unavailable() from exc
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def record_sign_in(self, record: SignInRecord, now: dt.datetime) -> SignInOutcome:
+        """Store a sign-in atomically; keep a stored refresh token when none came.
+
+        Raises:
+            Unavailable: Firestore failed or timed out; nothing was written by this call, or (on a
+                timeout of the commit itself) the write may or may not have happened.
+        """
+        ref = self.ref(record.sub)
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                snapshot = ref.get(retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
+                previous = snapshot.to_dict() if snapshot.exists else None
+                fields, status = _sign_in_fields(record, previous, now)
+                batch = self.client.batch()
+                if previous is None:
+                    fields["created_at"] = now
+                    batch.create(ref, fields)
+                else:
+                    option = self.client.write_option(last_update_time=snapshot.update_time)
+                    batch.update(ref, fields, option=option)
+                batch.commit(retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
+                return SignInOutcome(status=status, created=previous is None)
+            except (api_exceptions.AlreadyExists, api_exceptions.FailedPrecondition):
+                continue  # a concurrent sign-in of the same user won the race: re-read
+            except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
+                raise firestore_unavailable() from exc
+        raise firestore_unavailable()
+
+
+def _sign_in_fields(
+    record: SignInRecord, previous: dict[str, Any] | None, now: dt.datetime
+) -> tuple[dict[str, Any], str]:
+    fields: dict[str, Any] = {
+        "sub": record.sub,
+        "granted_scopes": list(record.granted_scopes),
+        "access_token": record.sealed_access_token,
+        "access_token_expires_at": record.access_token_expires_at,
+        "signed_in_at": now,
+        "updated_at": now,
+    }
+    for name in PROFILE_FIELDS:
+        fields[name] = record.profile.get(name)
+    if record.sealed_refresh_token is not None:
+        fields["refresh_token"] = record.sealed_refresh_token
+        fields["status"] = STATUS_ACTIVE
+        fields["reauth_reason"] = None
+        fields["next_run_at"] = now
+        fields["job.failure_count"] = 0
+    else:
+        previous_status = (previous or {}).get("status")
+        has_token = bool((previous or {}).get("refresh_token"))
+        if previous_status in (STATUS_ACTIVE, STATUS_NEEDS_REAUTH) and has_token:
+            fields["status"] = previous_status
+        else:
+            fields["status"] = STATUS_NO_OFFLINE_ACCESS
+    if previous is None:
+        # `update` takes dotted paths; `create` needs the nested map itself.
+        if "job.failure_count" in fields:
+            fields["job"] = {"failure_count": fields.pop("job.failure_count")}
+    return fields, fields["status"]

@@ -1,0 +1,167 @@
+"""`make dev`: the whole system on this machine, with no Google account and no cloud project.
+
+Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
+(seeded with a client secret and a sealing key), the local Google, the two functions exactly as
+deployed (functions-framework serving `functions/main.py`), a scheduler that runs the offline
+job every minute, and the sign-in page. Ctrl-C stops everything and leaves no process behind.
+
+With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
+`DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
+`.env`, the page and the functions use the real Google instead of the local one; everything else
+stays local.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from .local_secret_manager import LocalSecretManager
+from .processes import REPO, FirestoreEmulator, FunctionServer
+from .site_config import write_config
+from .static_server import SITE_DIR, StaticSite
+
+PROJECT = "demo-offline-access"
+PAGE_PORT = 8080
+EXCHANGE_PORT = 8081
+JOB_PORT = 8082
+GOOGLE_PORT = 8090
+SECRET_MANAGER_PORT = 8091
+FIRESTORE_PORT = 8092
+LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
+SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
+JOB_EVERY_SECONDS = 60
+LOG_DIR = REPO / ".dev-logs"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    values = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def run_scheduler(job_url: str, stop: threading.Event) -> None:
+    """Cloud Scheduler's part: POST to the job every minute with the schedule time header."""
+    while not stop.wait(JOB_EVERY_SECONDS):
+        schedule_time = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+        try:
+            response = requests.post(
+                job_url,
+                headers={"X-CloudScheduler-ScheduleTime": schedule_time.isoformat().replace("+00:00", "Z"),
+                         "X-CloudScheduler-JobName": "local-offline-job"},
+                timeout=600,
+            )
+            print(f"[scheduler] offline job: {response.status_code} {response.text.strip()[:300]}",
+                  flush=True)
+        except requests.RequestException as exc:
+            print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
+
+
+def main() -> int:
+    settings = {**read_dotenv(REPO / ".env"), **os.environ}
+    real_client_id = settings.get("DEV_OAUTH_CLIENT_ID", "").strip()
+    real_secret = settings.get("DEV_OAUTH_CLIENT_SECRET", "").strip()
+    use_real_google = bool(real_client_id and real_secret)
+    client_id = real_client_id if use_real_google else LOCAL_CLIENT_ID
+    client_secret = real_secret if use_real_google else "local-secret-" + secrets.token_urlsafe(16)
+    LOG_DIR.mkdir(exist_ok=True)
+    stop = threading.Event()
+    started: list = []
+
+    def shutdown(*_):
+        stop.set()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        firestore = FirestoreEmulator(port=FIRESTORE_PORT, output=open(LOG_DIR / "firestore.log", "w"))
+        started.append(firestore)
+
+        secret_manager = LocalSecretManager().start(port=SECRET_MANAGER_PORT)
+        started.append(secret_manager)
+        secret_name = f"projects/{PROJECT}/secrets/oauth-client-secret"
+        key_name = f"projects/{PROJECT}/secrets/token-sealing-key"
+        secret_manager.add_version(secret_name, client_secret.encode())
+        secret_manager.add_version(key_name, base64.b64encode(secrets.token_bytes(32)))
+
+        env = {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIRESTORE_EMULATOR_HOST": firestore.host_port,
+            "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
+            "OAUTH_CLIENT_ID": client_id,
+            "OAUTH_CLIENT_SECRET_VERSION": f"{secret_name}/versions/latest",
+            "TOKEN_SEALING_KEY_VERSION": f"{key_name}/versions/latest",
+            "ALLOWED_ORIGINS": f"http://localhost:{PAGE_PORT}",
+            "OAUTH_SCOPES": SCOPES,
+            "JOB_INTERVAL_SECONDS": "60",
+        }
+        if use_real_google:
+            gis_script_url = "https://accounts.google.com/gsi/client"
+        else:
+            from .local_google import LocalGoogle
+
+            google = LocalGoogle(client_id=client_id, client_secret=client_secret,
+                                 javascript_origins=[f"http://localhost:{PAGE_PORT}"])
+            google.start(host="127.0.0.1", port=GOOGLE_PORT)
+            started.append(google)
+            env["GOOGLE_EMULATOR_HOST"] = google.host_port
+            gis_script_url = f"http://localhost:{GOOGLE_PORT}/gsi/client"
+
+        exchange = FunctionServer("exchange_code", env, port=EXCHANGE_PORT,
+                                  output=open(LOG_DIR / "exchange_code.log", "w"))
+        started.append(exchange)
+        job = FunctionServer("run_offline_job", env, port=JOB_PORT,
+                             output=open(LOG_DIR / "run_offline_job.log", "w"))
+        started.append(job)
+
+        exchange_url = f"http://localhost:{EXCHANGE_PORT}/"
+        write_config(SITE_DIR, client_id=client_id, exchange_url=exchange_url, scopes=SCOPES,
+                     gis_script_url=gis_script_url)
+        site = StaticSite(exchange_url=exchange_url, gis_script_url=gis_script_url,
+                          port=PAGE_PORT).start()
+        started.append(site)
+        threading.Thread(target=run_scheduler, args=(job.url, stop), daemon=True).start()
+
+        print(f"""
+  sign-in page         http://localhost:{PAGE_PORT}
+  exchange_code        http://localhost:{EXCHANGE_PORT}
+  run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
+  Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
+  Secret Manager       local, {secret_manager.host_port} (gRPC)
+  Firestore emulator   http://{firestore.host_port}
+  logs                 {LOG_DIR.relative_to(REPO)}/
+
+Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything.
+""", flush=True)
+        while not stop.wait(1):
+            for component in (firestore, exchange, job):
+                if component.popen.poll() is not None:
+                    print(f"{component.name} exited (code {component.popen.returncode}); "
+                          f"see {LOG_DIR.relative_to(REPO)}/", file=sys.stderr)
+                    return 1
+        return 0
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop.set()
+        for component in reversed(started):
+            component.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

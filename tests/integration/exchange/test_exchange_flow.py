@@ -1,0 +1,261 @@
+"""`exchange_code` end to end against the local Google, the local Secret Manager and Firestore."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import grpc
+import pytest
+
+from localdev.processes import free_port
+from tests.stack_values import CLIENT_ID, DRIVE_APPDATA
+
+ALICE = "100000000000000000001"  # the local Google's consumer test account
+BOB = "100000000000000000002"  # its Workspace account (hd example.org)
+ALL_SCOPES = ["openid", "email", "profile", DRIVE_APPDATA]
+
+
+def mint(google, email="alice@example.com", granted=None, **kw) -> str:
+    return google.mint_code(client_id=CLIENT_ID, email=email, scopes=ALL_SCOPES,
+                            granted_scopes=granted or ALL_SCOPES, **kw)["code"]
+
+
+def token_calls(google) -> int:
+    return google.counters()["requests"].get("POST /token", 0)
+
+
+def revocations(google) -> int:
+    return google.counters()["requests"].get("POST /revoke", 0)
+
+
+def test_happy_path_signs_in_and_stores_a_sealed_refresh_token(exchange, google):
+    answer = exchange.sign_in(mint(google), state="state-1")
+
+    assert answer.status == 200, answer.text
+    assert answer.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    assert answer.body["status"] == "signed_in"
+    assert answer.body["offline_access"] is True
+    assert answer.body["missing_scopes"] == []
+    assert answer.body["user"]["sub"] == ALICE
+    assert answer.body["user"]["email"] == "alice@example.com"
+    assert answer.body["user"]["email_verified"] is True
+    assert DRIVE_APPDATA in answer.body["granted_scopes"]
+    assert not any(key in answer.body for key in ("access_token", "refresh_token", "id_token"))
+
+    doc = exchange.user_doc(ALICE)
+    assert doc["status"] == "active"
+    assert doc["email"] == "alice@example.com" and doc["hd"] is None
+    assert set(doc["refresh_token"]) == {"v", "key_id", "nonce", "ciphertext"}
+    assert isinstance(doc["refresh_token"]["ciphertext"], bytes)
+    assert doc["created_at"] == doc["signed_in_at"] and doc["next_run_at"] is not None
+    assert DRIVE_APPDATA in doc["granted_scopes"]
+
+
+def test_stored_tokens_are_sealed_and_bound_to_the_user(exchange, google):
+    assert exchange.sign_in(mint(google)).status == 200
+    doc = exchange.user_doc(ALICE)
+    sealer = exchange.deps.sealer
+    refresh_token = sealer.open(doc["refresh_token"], sub=ALICE, field="refresh_token")
+    access_token = sealer.open(doc["access_token"], sub=ALICE, field="access_token")
+    assert refresh_token.startswith("1//") and access_token.startswith("ya29.")
+    stored = repr(doc).encode()
+    for token in (refresh_token, access_token):
+        assert token.encode() not in stored
+    from offline_access.token_sealing import SealError
+    with pytest.raises(SealError):
+        sealer.open(doc["refresh_token"], sub=BOB, field="refresh_token")
+
+
+def test_a_replayed_code_is_rejected_and_changes_nothing(exchange, google):
+    code = mint(google)
+    assert exchange.sign_in(code).status == 200
+    before = exchange.all_docs()
+
+    answer = exchange.sign_in(code)
+
+    assert answer.status == 400
+    assert answer.body["error"] == "code_rejected"
+    assert "sign in again" in answer.body["message"].lower()
+    assert exchange.all_docs() == before
+
+
+def test_the_same_code_sent_in_parallel_signs_in_once(exchange, google):
+    code = mint(google)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = sorted(a.status for a in pool.map(lambda _: exchange.sign_in(code), range(8)))
+    assert statuses == [200] + [400] * 7
+    assert list(exchange.all_docs()) == [ALICE]
+
+
+def test_a_second_sign_in_without_refresh_token_keeps_the_first(exchange, google):
+    assert exchange.sign_in(mint(google)).status == 200
+    first = exchange.user_doc(ALICE)["refresh_token"]
+
+    answer = exchange.sign_in(mint(google))  # not the first consent: Google sends no refresh token
+
+    assert answer.status == 200 and answer.body["offline_access"] is True
+    doc = exchange.user_doc(ALICE)
+    assert doc["refresh_token"] == first
+    assert doc["status"] == "active"
+    assert doc["signed_in_at"] > doc["created_at"]
+
+
+def test_a_user_who_never_got_a_refresh_token_lacks_offline_access(exchange, google):
+    answer = exchange.sign_in(mint(google, offline=False))
+    assert answer.status == 200 and answer.body["offline_access"] is False
+    doc = exchange.user_doc(ALICE)
+    assert doc["status"] == "no_offline_access" and "refresh_token" not in doc
+
+
+def test_a_partial_grant_is_stored_and_reported(exchange, google):
+    answer = exchange.sign_in(mint(google, granted=["openid", "email", "profile"]))
+    assert answer.status == 200
+    assert answer.body["missing_scopes"] == [DRIVE_APPDATA]
+    assert DRIVE_APPDATA not in exchange.user_doc(ALICE)["granted_scopes"]
+
+
+def test_the_page_origin_works_as_redirect_uri(make_exchange, google):
+    exchange = make_exchange(OAUTH_REDIRECT_URI="http://localhost:8080")
+    code = mint(google, redirect_uri="http://localhost:8080")
+    assert exchange.sign_in(code).status == 200
+
+
+def test_client_sent_oauth_parameters_are_ignored(exchange, google):
+    import json
+    body = json.dumps({"code": mint(google), "redirect_uri": "https://evil.example",
+                       "client_id": "someone-else", "sub": BOB})
+    answer = exchange.request(body=body, headers={
+        "X-Requested-With": "XMLHttpRequest", "Content-Type": "application/json"})
+    assert answer.status == 200 and answer.body["user"]["sub"] == ALICE
+    assert exchange.user_doc(BOB) is None
+
+
+def test_the_old_samples_raw_body_works(exchange, google):
+    answer = exchange.request(body=mint(google), headers={
+        "X-Requested-With": "XMLHttpRequest",
+        "Content-Type": "application/octet-stream; charset=utf-8",
+        "Origin": "http://localhost:8080"})
+    assert answer.status == 200, answer.text
+
+
+@pytest.mark.parametrize("mode", ["expired", "wrong_aud", "wrong_iss", "unknown_key", "alg_none",
+                                  "hs256", "no_sub"])
+def test_bad_id_tokens_are_rejected_and_the_grant_revoked(exchange, google, mode):
+    code = mint(google)
+    google.id_token_mode(mode)
+
+    answer = exchange.sign_in(code)
+
+    assert answer.status == 502 and answer.body["error"] == "upstream_invalid"
+    assert exchange.all_docs() == {}
+    assert revocations(google) == 1
+    assert google.state()["live_refresh_tokens"] == 0
+
+
+def test_the_bare_issuer_is_accepted(exchange, google):
+    code = mint(google)
+    google.id_token_mode("bare_iss")
+    assert exchange.sign_in(code).status == 200
+
+
+def test_hosted_domain_allowlist(make_exchange, google):
+    exchange = make_exchange(ALLOWED_HOSTED_DOMAINS="example.org")
+    refused = exchange.sign_in(mint(google, email="alice@example.com"))
+    assert refused.status == 403 and refused.body["error"] == "domain_not_allowed"
+    assert exchange.all_docs() == {} and revocations(google) == 1
+    allowed = exchange.sign_in(mint(google, email="bob@example.org"))
+    assert allowed.status == 200 and allowed.body["user"]["hd"] == "example.org"
+
+
+class TestDependenciesDown:
+    def test_secret_manager_down_is_503_before_the_code_is_spent(self, exchange, google,
+                                                                  secret_manager):
+        secret_manager.fail_next(grpc.StatusCode.UNAVAILABLE, times=-1)
+        code = mint(google)
+        answer = exchange.sign_in(code)
+        assert answer.status == 503 and answer.body["error"] == "service_unavailable"
+        assert int(answer.headers["Retry-After"]) > 0
+        assert token_calls(google) == 0 and exchange.all_docs() == {}
+        secret_manager.clear_faults()
+        assert exchange.sign_in(code).status == 200  # the code was not spent
+
+    def test_a_corrupted_secret_payload_is_refused(self, exchange, google, secret_manager):
+        secret_manager.fail_next(grpc.StatusCode.OK, corrupt_crc=True)
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 503 and token_calls(google) == 0
+
+    @pytest.mark.parametrize("status", [500, 503, 429])
+    def test_token_endpoint_errors_are_503_with_retry_after(self, exchange, google, status):
+        google.fault(path="/token", status=status, headers={"Retry-After": "7"})
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 503 and answer.headers["Retry-After"] == "7"
+        assert token_calls(google) == 1  # never retried: the code may be spent
+        assert exchange.all_docs() == {}
+
+    def test_a_token_endpoint_timeout_is_503_and_not_retried(self, make_exchange, google):
+        exchange = make_exchange(HTTP_TIMEOUT_SECONDS="1")
+        google.fault(path="/token", timeout=True, hang_seconds=3)
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 503 and token_calls(google) == 1
+        assert exchange.all_docs() == {}
+
+    @pytest.mark.parametrize("body", ["<html>Oops</html>", {"token_type": "Bearer"},
+                                      {"access_token": "ya29.x", "expires_in": 3599}])
+    def test_an_unusable_token_response_is_502(self, exchange, google, body):
+        google.fault(path="/token", status=200, body=body)
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 502 and exchange.all_docs() == {}
+
+    def test_certificates_down_is_503_and_the_grant_revoked(self, exchange, google):
+        google.fault(path="/oauth2/v1/certs", status=503)
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 503 and exchange.all_docs() == {}
+        assert revocations(google) == 1
+
+    def test_firestore_down_is_503_and_the_grant_revoked(self, make_exchange, google, monkeypatch):
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+        exchange = make_exchange()
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 503 and answer.body["error"] == "service_unavailable"
+        assert revocations(google) == 1
+        assert google.state()["live_refresh_tokens"] == 0
+
+
+class TestMisconfiguration:
+    def test_a_wrong_client_secret_is_500_with_a_fix_in_the_log(self, make_exchange, google,
+                                                                 secret_manager, project, capsys):
+        secret_manager.add_version(f"projects/{project}/secrets/wrong-secret", b"not-the-secret")
+        exchange = make_exchange(
+            OAUTH_CLIENT_SECRET_VERSION=f"projects/{project}/secrets/wrong-secret/versions/1")
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 500 and answer.body["error"] == "server_misconfigured"
+        log = capsys.readouterr().out
+        assert '"severity":"ERROR"' in log and "OAUTH_CLIENT_ID" in log
+
+    def test_a_redirect_uri_mismatch_is_500(self, make_exchange, google):
+        exchange = make_exchange(OAUTH_REDIRECT_URI="https://elsewhere.example")
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 500 and answer.body["error"] == "server_misconfigured"
+
+    def test_a_missing_secret_is_500(self, make_exchange, google, project):
+        exchange = make_exchange(
+            OAUTH_CLIENT_SECRET_VERSION=f"projects/{project}/secrets/nope/versions/1")
+        answer = exchange.sign_in(mint(google))
+        assert answer.status == 500 and token_calls(google) == 0
+
+
+class TestCaching:
+    def test_secret_read_once_and_certificates_once_per_max_age(self, exchange, google,
+                                                                secret_manager):
+        for i in range(5):
+            assert exchange.sign_in(mint(google, email=f"user{i}@example.com")).status == 200
+        assert secret_manager.accesses() == 2  # the client secret and the sealing key, once each
+        assert google.counters()["requests"].get("GET /oauth2/v1/certs", 0) == 1
+
+    def test_certificates_refetched_once_when_google_rotates_keys(self, exchange, google):
+        assert exchange.sign_in(mint(google)).status == 200
+        google.rotate_keys()
+        time.sleep(1.1)  # unknown-key refetches are rate-limited to one a second
+        assert exchange.sign_in(mint(google, email="x@example.com")).status == 200
+        assert google.counters()["requests"].get("GET /oauth2/v1/certs", 0) == 2
