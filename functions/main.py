@@ -13,3 +13,12 @@ _exchange = runtime.Lazy(runtime.build_exchange_dependencies)
 def exchange_code(request):
     """Receive a one-time code from the sign-in page and keep the user's tokens."""
     return http_api.handle_exchange(request, _exchange.get)
+
+
+_job = runtime.Lazy(runtime.build_job_dependencies)
+
+
+@functions_framework.http
+def run_offline_job(request):
+    """Called by Cloud Scheduler: process every due user with their offline access."""
+    return http_api.handle_offline_job(request, _job.get)

@@ -12,7 +12,8 @@ Reference: https://developers.google.com/identity/sign-in/web/server-side-flow
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import requests
@@ -57,6 +58,9 @@ class ExchangeDependencies:
     certificates: CertificateCache
     store: UserStore
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=3, thread_name_prefix="prefetch")
+    )
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,10 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
             when tokens had been issued and were revoked because they could not be kept.
     """
     config = deps.config
-    client_secret = deps.secrets.get(config.client_secret_version).data.decode()
+    _prefetch(deps)
+    secret = deps.background.submit(deps.secrets.get, config.client_secret_version)
     deps.sealer.check_ready()
+    client_secret = secret.result().data.decode()
     tokens = exchange_code(
         deps.session,
         deps.endpoints.token,
@@ -100,6 +106,19 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
         )
         error.revoked = _revoke_new_grant(tokens, deps)
         raise error from exc
+
+
+def _prefetch(deps: ExchangeDependencies) -> None:
+    """Start what the request will need later while Google works on the code.
+
+    On a cold instance this overlaps the certificate download and the database connection with
+    the token exchange. Failures are ignored here: the step that needs the result retries it and
+    reports the error properly.
+    """
+    if deps.certificates.stale():
+        deps.background.submit(deps.certificates.certs_for, None)
+    if not deps.store.connected:
+        deps.background.submit(deps.store.connect)
 
 
 def _revoke_new_grant(tokens: TokenResponse, deps: ExchangeDependencies) -> bool:

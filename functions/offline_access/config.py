@@ -62,6 +62,17 @@ def _list(env: Mapping[str, str], name: str, sep: str = ",") -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(sep) if item.strip())
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     origins = _list(env, "ALLOWED_ORIGINS")
     for origin in origins:
@@ -93,6 +104,8 @@ class Config:
     job_interval_seconds: int
     job_claim_ttl_seconds: int
     http_timeout_seconds: float
+    # The OAuth consent screen is in Testing: Google expires refresh tokens after 7 days.
+    oauth_app_testing_mode: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -114,4 +127,5 @@ class Config:
             job_interval_seconds=_int(env, "JOB_INTERVAL_SECONDS", 3600),
             job_claim_ttl_seconds=_int(env, "JOB_CLAIM_TTL_SECONDS", 600),
             http_timeout_seconds=float(_int(env, "HTTP_TIMEOUT_SECONDS", 10)),
+            oauth_app_testing_mode=_bool(env, "OAUTH_APP_TESTING_MODE"),
         )

@@ -94,3 +94,43 @@ def handle_exchange(
         response.headers.update(headers)
         return response
     return json_response(status, body, headers)
+
+
+def handle_offline_job(request: flask.Request, get_deps: Callable[[], Any]) -> flask.Response:
+    """Answer one request to the `run_offline_job` function: run the job, return its summary.
+
+    Who may call is decided before the request gets here (internal ingress, and `run.invoker`
+    for Cloud Scheduler's service account only, which checks its OIDC token). The body is
+    ignored; the run id comes from Cloud Scheduler's headers. The run logs its own line (and one
+    per user); this function logs only requests that did not start a run.
+    """
+    from .offline_job import run_id_from_headers, run_offline_job
+
+    started = time.perf_counter()
+    log: dict[str, Any] = {"event": "offline_job", "method": request.method}
+    headers: dict[str, str] = {}
+    try:
+        deps = get_deps()
+        trace = trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context"))
+        log.update(trace)
+        if request.method != "POST":
+            headers["Allow"] = "POST"
+            raise ClientError("Use POST to run the job.", code="method_not_allowed", status=405)
+        try:
+            run_id = run_id_from_headers(request.headers)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+        summary = run_offline_job(deps, run_id, log_fields=trace)
+        return json_response(200, summary.body(), headers)
+    except FlowError as exc:
+        status, body = exc.status, exc.body()
+        log.update(error=exc.code)
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after or 5)
+            log["dependency"] = exc.dependency
+        if isinstance(exc, Misconfigured):
+            log["fix"] = exc.fix
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    severity = "ERROR" if status >= 500 and status != 503 else "WARNING"
+    emit(severity, f"offline job: {body['error']}", outcome=body["error"], **log)
+    return json_response(status, body, headers)

@@ -86,6 +86,10 @@ class CertificateCache:
         self._certs = certs
         self._expires_at = self._fetched_at + _max_age(response.headers.get("Cache-Control"))
 
+    def stale(self) -> bool:
+        """True when the next verification would have to fetch the certificates."""
+        return self._clock() >= self._expires_at
+
     def certs_for(self, kid: str | None) -> dict[str, str]:
         """The current certificates; refetched when stale, or once when `kid` is unknown."""
         with self._lock:

@@ -51,7 +51,7 @@ REASONS = (
 )
 
 TESTING_MODE_LIFETIME = dt.timedelta(days=7)
-IDLE_LIMIT = dt.timedelta(days=182)  # "6 months"
+IDLE_LIMIT = dt.timedelta(days=180)  # Google says "6 months"; the shortest reading
 # Our clock and Google's differ a little, and consent happened a moment before we stored it.
 _SLACK = dt.timedelta(minutes=10)
 _RAPT_SUBTYPES = frozenset({"invalid_rapt", "rapt_required"})

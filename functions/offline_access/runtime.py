@@ -64,3 +64,35 @@ class Lazy:
                 if self._value is None:
                     self._value = self._build()
         return self._value
+
+
+def build_job_dependencies(environ: Mapping[str, str] = os.environ):
+    """Dependencies of `run_offline_job` from the environment.
+
+    One pooled HTTP session sized to `JOB_CONCURRENCY` serves every user and thread of the
+    instance. The tasks named by `OFFLINE_TASKS` are resolved here, so a typo fails at the
+    first run with a message that names the known tasks.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed, or a task name is unknown.
+    """
+    from . import offline_job, user_tasks
+
+    try:
+        config = Config.from_env(environ)
+    except ConfigError as exc:
+        raise Misconfigured(str(exc)) from None
+    tasks = user_tasks.resolve(config.offline_tasks)
+    secrets = secret_source.SecretSource(secret_source.make_client(environ))
+    return offline_job.JobDependencies(
+        config=config,
+        endpoints=GoogleEndpoints.from_env(environ),
+        secrets=secrets,
+        sealer=TokenSealer(SealingKeys(secrets, config.sealing_key_version)),
+        session=make_session(pool_size=config.job_concurrency),
+        store=user_store.UserStore(
+            user_store.make_client(config.project, environ), config.users_collection
+        ),
+        tasks=tasks,
+        testing_mode=config.oauth_app_testing_mode,
+    )

@@ -82,6 +82,18 @@ class UserStore:
     def __init__(self, client: firestore.Client, collection: str = "users") -> None:
         self.client = client
         self.collection = client.collection(collection)
+        self.connected = False
+
+    def connect(self, timeout: float = FIRESTORE_TIMEOUT_SECONDS) -> None:
+        """Open the gRPC channel now (no read, no cost), so the first real call does not wait."""
+        import grpc
+
+        try:
+            channel = self.client._firestore_api._transport.grpc_channel
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+            self.connected = True
+        except (AttributeError, grpc.FutureTimeoutError):
+            pass  # an optimisation only: the first real call connects anyway
 
     def ref(self, sub: str):
         return self.collection.document(sub)
