@@ -16,7 +16,7 @@ include terraform/terraform.mk
 # List the targets.
 .PHONY: help
 help:
-	@grep -B1 -E '^[a-z][a-z-]*:' $(MAKEFILE_LIST) | grep -E '^(#|[a-z])' | paste - - | \
+	@grep -h -B1 -E '^[a-z][a-z-]*:' $(MAKEFILE_LIST) | grep -E '^(#|[a-z])' | paste - - | \
 		sed -E 's/^[^#]*# (.*)\t([a-z-]+):.*/  \2\t\1/' | sed -E 's/^[^ ].*:([a-z-]+):.*/  \1/' | expand -t 24
 
 # Create the virtualenv and install pinned dependencies (re-run when requirements change).

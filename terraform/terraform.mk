@@ -1,0 +1,100 @@
+#-- Terraform deployment (terraform/README.md) --#
+#
+# Included by the top-level Makefile (`include terraform/terraform.mk`); paths are
+# relative to the repository root. Its variables start with TF_ (plus CHECKOV, the
+# name the top-level Makefile uses) and can be overridden on the command line,
+# e.g. `make deploy TF_VARS=prod.tfvars`.
+
+TF_BIN             ?= terraform
+TF_DIR             ?= terraform
+TF_VARS            ?= $(TF_DIR)/terraform.tfvars
+TF_APPLY_ARGS      ?=
+TF_PY              ?= .venv/bin/python
+# What provides $(TF_PY): the top-level Makefile's install stamp, when it has one.
+TF_PY_DEPS         ?= $(STAMP)
+TF_CHECKOV_VENV    ?= .venv-checkov
+TF_CHECKOV         ?= $(TF_CHECKOV_VENV)/bin/checkov
+TF_CHECKOV_REQS    ?= $(TF_DIR)/requirements-checkov.txt
+CHECKOV            ?= $(TF_CHECKOV)
+# Targets whose recipes need bash (read -s), whatever SHELL the including Makefile sets.
+TF_BASH_TARGETS    := set-client-secret
+TF_OUTPUT          = $(TF_BIN) -chdir=$(TF_DIR) output -raw
+TF_NEED_DEPLOYMENT = { echo "No deployment outputs found: run make deploy first." >&2; exit 1; }
+
+# Create or update the whole deployment: init, then apply with $(TF_VARS). The page is
+# published by terraform/scripts/publish_site.py (python3, standard library only); the
+# project's virtualenv, when present, goes first on PATH to lend it google-auth.
+.PHONY: deploy
+deploy:
+	@test -f "$(TF_VARS)" || { echo "Missing $(TF_VARS): copy $(TF_DIR)/terraform.tfvars.example and fill it in." >&2; exit 1; }
+	$(TF_BIN) -chdir=$(TF_DIR) init -input=false
+	if [ -x .venv/bin/python3 ]; then PATH="$(CURDIR)/.venv/bin:$$PATH"; fi; \
+	$(TF_BIN) -chdir=$(TF_DIR) apply -input=false -var-file="$(abspath $(TF_VARS))" $(TF_APPLY_ARGS)
+	@echo
+	@echo "Register this origin in the OAuth client's Authorized JavaScript origins:"
+	@echo "  $$($(TF_OUTPUT) oauth_javascript_origin)"
+	@echo "First deployment? Then run: make set-client-secret && make rotate-sealing-key"
+	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
+
+# Delete the deployment (the Firestore database stays unless firestore_deletion_policy = "DELETE").
+.PHONY: destroy
+destroy:
+	@test -f "$(TF_VARS)" || { echo "Missing $(TF_VARS)." >&2; exit 1; }
+	$(TF_BIN) -chdir=$(TF_DIR) init -input=false
+	$(TF_BIN) -chdir=$(TF_DIR) destroy -input=false -var-file="$(abspath $(TF_VARS))" $(TF_APPLY_ARGS)
+
+# Add a version of the OAuth client secret, typed at a hidden prompt: it never enters tfvars, state or argv.
+.PHONY: set-client-secret
+$(TF_BASH_TARGETS): SHELL := /usr/bin/env bash
+set-client-secret:
+	@project="$$($(TF_OUTPUT) project_id 2>/dev/null)" && secret="$$($(TF_OUTPUT) oauth_client_secret_id 2>/dev/null)" || $(TF_NEED_DEPLOYMENT); \
+	IFS= read -r -s -p "OAuth client secret for $$secret (input hidden): " value; echo >&2; \
+	[ -n "$$value" ] || { echo "Empty input: no version added." >&2; exit 1; }; \
+	printf '%s' "$$value" | gcloud secrets versions add "$$secret" --project="$$project" --data-file=- --format='value(name)' || exit 1; \
+	unset value; \
+	echo "Added. With oauth_client_secret_version = \"latest\" new function instances use it;"; \
+	echo "if you pin versions, set oauth_client_secret_version to the number above and run make deploy."
+
+# Create the token-sealing key, or rotate it: add a version of 32 random bytes (base64); old versions stay enabled to open older tokens.
+.PHONY: rotate-sealing-key
+rotate-sealing-key:
+	@project="$$($(TF_OUTPUT) project_id 2>/dev/null)" && secret="$$($(TF_OUTPUT) token_sealing_key_secret_id 2>/dev/null)" || $(TF_NEED_DEPLOYMENT); \
+	key="$$(python3 -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode(),end="")')" \
+	  && [ "$${#key}" -eq 44 ] || { echo "Could not generate a key with python3." >&2; exit 1; }; \
+	printf '%s' "$$key" | gcloud secrets versions add "$$secret" --project="$$project" --data-file=- --format='value(name)' || exit 1; \
+	unset key; \
+	echo "Added. New tokens are sealed with it once instances restart (token_sealing_key_version = \"latest\")"; \
+	echo "or once token_sealing_key_version is set to the number above and make deploy has run."; \
+	echo "Do not disable or destroy older versions: tokens sealed with them still need them."
+
+# Check Terraform formatting, and validate where terraform can download its providers.
+.PHONY: lint-tf
+lint-tf:
+	@if ! command -v $(TF_BIN) >/dev/null 2>&1; then \
+	  echo "lint-tf: $(TF_BIN) is not on PATH: fmt and validate skipped (make test-tf still checks the configuration)."; \
+	  exit 0; \
+	fi; \
+	$(TF_BIN) fmt -check -recursive -diff $(TF_DIR) || { echo "lint-tf: run $(TF_BIN) fmt -recursive $(TF_DIR)" >&2; exit 1; }; \
+	echo "lint-tf: terraform fmt -check passed."; \
+	log="$$(mktemp)"; \
+	if $(TF_BIN) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >"$$log" 2>&1; then \
+	  $(TF_BIN) -chdir=$(TF_DIR) validate -no-color; status=$$?; \
+	elif grep -qE 'Failed to query available provider packages|Failed to install provider|could not connect to registry|no such host|dial tcp' "$$log"; then \
+	  echo "lint-tf: terraform validate SKIPPED: terraform init could not download the providers (no access to registry.terraform.io)."; \
+	  status=0; \
+	else \
+	  cat "$$log" >&2; status=1; \
+	fi; \
+	rm -f "$$log"; exit $$status
+
+# Static checks of the Terraform configuration: python-hcl2 invariants, the publish script, checkov.
+.PHONY: test-tf
+test-tf: $(TF_CHECKOV) $(TF_PY_DEPS)
+	@test -x "$(TF_PY)" || { echo "$(TF_PY) not found: create the project virtualenv first." >&2; exit 1; }
+	$(TF_PY) -m pytest tests/terraform -q -p no:cacheprovider
+
+# checkov lives in its own virtualenv: it pins many packages, and its hcl2 module clashes with python-hcl2.
+$(TF_CHECKOV): $(TF_CHECKOV_REQS)
+	python3 -m venv $(TF_CHECKOV_VENV)
+	$(TF_CHECKOV_VENV)/bin/pip install --quiet --quiet --disable-pip-version-check -r $(TF_CHECKOV_REQS)
+	@touch $@

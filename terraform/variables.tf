@@ -1,0 +1,404 @@
+#-- Project and placement --#
+
+variable "project_id" {
+  description = "ID of the Google Cloud project to deploy into. Billing must be enabled (Cloud Functions gen2 and Cloud Build need it)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project ID: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the Cloud Scheduler job and the source bucket, e.g. us-central1. Firebase Hosting reaches the exchange function there."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1 or europe-west1."
+  }
+}
+
+variable "firestore_location" {
+  description = "Location of the Firestore database (a region such as europe-west1, or a multi-region such as nam5 or eur3). Fixed once the database exists. Defaults to var.region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_location == null || can(regex("^[a-z0-9-]+$", var.firestore_location))
+    error_message = "firestore_location must be a Firestore location ID such as nam5, eur3 or us-central1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, service accounts, secrets, Scheduler job, bucket). Change it to deploy a second copy into the same project."
+  type        = string
+  default     = "offline-access"
+
+  validation {
+    # Service account IDs are 6-30 characters: the longest suffix is "-scheduler".
+    condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-20 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "labels" {
+  description = "Labels for the resources that take them: functions, secrets, source bucket (merged over app = name_prefix, managed-by = terraform)."
+  type        = map(string)
+  default     = {}
+}
+
+#-- OAuth client --#
+
+variable "oauth_client_id" {
+  description = "Client ID of the Web application OAuth client created in the console (APIs & Services > Credentials). Public: it is written into the page's config.js."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]+-[a-z0-9]+\\.apps\\.googleusercontent\\.com$", var.oauth_client_id))
+    error_message = "oauth_client_id must look like 123456789012-abc123.apps.googleusercontent.com (the client secret never goes here: use make set-client-secret)."
+  }
+}
+
+variable "oauth_client_secret_version" {
+  description = <<-EOT
+    Secret Manager version of the OAuth client secret that the functions read: a version number
+    (e.g. "3") or "latest". Pinning a number is better: a rotation then becomes add version ->
+    set this -> make deploy -> disable the old version, and a bad value can be rolled back.
+    "latest" makes the first deployment possible before the secret has a version.
+  EOT
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.oauth_client_secret_version))
+    error_message = "oauth_client_secret_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "token_sealing_key_version" {
+  description = <<-EOT
+    Secret Manager version of the token-sealing key that seals new tokens: a version number or
+    "latest". The version number is the key id stored next to each sealed token, so older
+    versions must stay enabled (make rotate-sealing-key never disables them).
+  EOT
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.token_sealing_key_version))
+    error_message = "token_sealing_key_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "oauth_scopes" {
+  description = "Scopes the page requests and the functions expect (OAUTH_SCOPES). openid is required: the exchange identifies users by the ID token."
+  type        = list(string)
+  default     = ["openid", "email", "profile", "https://www.googleapis.com/auth/drive.appdata"]
+
+  validation {
+    condition     = contains(var.oauth_scopes, "openid") && alltrue([for s in var.oauth_scopes : length(regexall("\\s", s)) == 0 && s != ""])
+    error_message = "oauth_scopes must include \"openid\" and each scope must be a single non-empty word."
+  }
+}
+
+variable "oauth_redirect_uri" {
+  description = "redirect_uri sent with the code exchange (OAUTH_REDIRECT_URI). Popup-mode codes from Google Identity Services use \"postmessage\"."
+  type        = string
+  default     = "postmessage"
+
+  validation {
+    condition     = var.oauth_redirect_uri == "postmessage" || can(regex("^https://[^\\s]+$", var.oauth_redirect_uri))
+    error_message = "oauth_redirect_uri must be \"postmessage\" or an https:// URL."
+  }
+}
+
+variable "allowed_hosted_domains" {
+  description = "Google Workspace domains (the ID token's hd claim) allowed to sign in, e.g. [\"example.com\"]. Empty: any Google account."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.allowed_hosted_domains : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", d))])
+    error_message = "allowed_hosted_domains must be lowercase domain names such as example.com."
+  }
+}
+
+variable "oauth_app_testing_mode" {
+  description = "Set true while the OAuth consent screen is in Testing (OAUTH_APP_TESTING_MODE): Google then expires refresh tokens after 7 days, and the job records such users as needs_reauth with reason testing_mode_expiry."
+  type        = bool
+  default     = false
+}
+
+variable "http_timeout_seconds" {
+  description = "Timeout of each call the functions make to Google's HTTP endpoints (HTTP_TIMEOUT_SECONDS). An exchange makes a few such calls and must finish within exchange_timeout_seconds."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.http_timeout_seconds >= 1 && var.http_timeout_seconds <= 30 && floor(var.http_timeout_seconds) == var.http_timeout_seconds
+    error_message = "http_timeout_seconds must be a whole number from 1 to 30."
+  }
+}
+
+#-- Sign-in page hosting --#
+
+variable "create_firebase_project" {
+  description = "Add Firebase to the project (needed for Firebase Hosting). Set false when Firebase is already enabled on it."
+  type        = bool
+  default     = true
+}
+
+variable "hosting_site_id" {
+  description = "Firebase Hosting site ID: the page is served at https://SITE_ID.web.app (and .firebaseapp.com). Globally unique. Defaults to \"<project_id>-signin\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.hosting_site_id == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.hosting_site_id))
+    error_message = "hosting_site_id must be a DNS label: lowercase letters, digits and hyphens, at most 63 characters."
+  }
+}
+
+variable "custom_domain" {
+  description = "Optional domain (e.g. signin.example.com) to connect to the Firebase Hosting site. Its DNS records are in the output custom_domain_dns_records; its origin is added to ALLOWED_ORIGINS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.custom_domain == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.custom_domain))
+    error_message = "custom_domain must be a lowercase host name such as signin.example.com, without scheme or path."
+  }
+}
+
+#-- Firestore --#
+
+variable "create_firestore_database" {
+  description = "Create the (default) Firestore database in native mode. Set false when the project already has one (it must be in native mode)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_deletion_policy" {
+  description = "What terraform destroy does with the Firestore database: ABANDON keeps it (and the users' sealed tokens, unreadable once the sealing key is destroyed), DELETE deletes it."
+  type        = string
+  default     = "ABANDON"
+
+  validation {
+    condition     = contains(["ABANDON", "DELETE"], var.firestore_deletion_policy)
+    error_message = "firestore_deletion_policy must be ABANDON or DELETE."
+  }
+}
+
+variable "manage_firestore_rules" {
+  description = "Release Firestore security rules that deny every client SDK access (the functions use IAM and are not affected). Set false if the database's rules are managed elsewhere."
+  type        = bool
+  default     = true
+}
+
+variable "users_collection" {
+  description = "Firestore collection of the user documents (USERS_COLLECTION); the composite index is created on it."
+  type        = string
+  default     = "users"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.users_collection)) && !startswith(var.users_collection, "__")
+    error_message = "users_collection must be a top-level collection ID: letters, digits, _ and -, not starting with __."
+  }
+}
+
+#-- Exchange function --#
+
+variable "exchange_max_instances" {
+  description = "Upper bound on exchange_code instances: caps cost and abuse of the public endpoint."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.exchange_max_instances >= 1 && var.exchange_max_instances <= 100 && floor(var.exchange_max_instances) == var.exchange_max_instances
+    error_message = "exchange_max_instances must be a whole number from 1 to 100."
+  }
+}
+
+variable "exchange_concurrency" {
+  description = "Requests one exchange_code instance serves at once (one vCPU; the requests mostly wait on Google and Firestore)."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.exchange_concurrency >= 1 && var.exchange_concurrency <= 1000 && floor(var.exchange_concurrency) == var.exchange_concurrency
+    error_message = "exchange_concurrency must be a whole number from 1 to 1000."
+  }
+}
+
+variable "exchange_memory" {
+  description = "Memory of an exchange_code instance, e.g. 512Mi."
+  type        = string
+  default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.exchange_memory))
+    error_message = "exchange_memory must be a quantity such as 512Mi or 1Gi."
+  }
+}
+
+variable "exchange_timeout_seconds" {
+  description = "Request timeout of exchange_code. Firebase Hosting gives up on a rewritten request after 60 s, so more is useless."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.exchange_timeout_seconds >= 10 && var.exchange_timeout_seconds <= 60
+    error_message = "exchange_timeout_seconds must be from 10 to 60."
+  }
+}
+
+#-- Scheduled job --#
+
+variable "offline_tasks" {
+  description = "Per-user tasks the scheduled job runs, by registered name (OFFLINE_TASKS)."
+  type        = list(string)
+  default     = ["drive_appdata", "userinfo"]
+
+  validation {
+    condition     = length(var.offline_tasks) > 0 && alltrue([for t in var.offline_tasks : can(regex("^[a-z][a-z0-9_]*$", t))])
+    error_message = "offline_tasks must list at least one task name (lowercase letters, digits and _)."
+  }
+}
+
+variable "job_schedule" {
+  description = "Cron schedule of the Cloud Scheduler job. Every 15 minutes by default: each run only processes users whose next_run_at is due, so a user is refreshed every job_interval_seconds and a failed user is retried within 15 minutes."
+  type        = string
+  default     = "*/15 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.job_schedule))) == 5
+    error_message = "job_schedule must be a five-field cron expression such as \"*/15 * * * *\"."
+  }
+}
+
+variable "job_time_zone" {
+  description = "Time zone of job_schedule (tz database name)."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "job_paused" {
+  description = "Create the Cloud Scheduler job paused (e.g. until the secrets have versions)."
+  type        = bool
+  default     = false
+}
+
+variable "job_timeout_seconds" {
+  description = "Request timeout of run_offline_job. Must exceed job_attempt_deadline_seconds."
+  type        = number
+  default     = 540
+
+  validation {
+    condition     = var.job_timeout_seconds >= 60 && var.job_timeout_seconds <= 3600
+    error_message = "job_timeout_seconds must be from 60 to 3600 (the gen2 HTTP maximum)."
+  }
+}
+
+variable "job_attempt_deadline_seconds" {
+  description = "How long Cloud Scheduler waits for run_offline_job (attempt_deadline). Below job_timeout_seconds so Scheduler never gives up on a run that is still allowed to work; above job_time_budget_seconds so a run that respects its budget is reported as a success."
+  type        = number
+  default     = 480
+
+  validation {
+    condition     = var.job_attempt_deadline_seconds >= 15 && var.job_attempt_deadline_seconds <= 1800
+    error_message = "job_attempt_deadline_seconds must be from 15 to 1800 (Cloud Scheduler's HTTP limits)."
+  }
+}
+
+variable "job_time_budget_seconds" {
+  description = "The job stops starting new users after this many seconds (JOB_TIME_BUDGET_SECONDS). Below job_attempt_deadline_seconds, leaving time for the users in flight."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.job_time_budget_seconds >= 10
+    error_message = "job_time_budget_seconds must be at least 10."
+  }
+}
+
+variable "job_concurrency" {
+  description = "Users one run processes at once (JOB_CONCURRENCY)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.job_concurrency >= 1 && var.job_concurrency <= 64
+    error_message = "job_concurrency must be from 1 to 64."
+  }
+}
+
+variable "job_page_size" {
+  description = "Users read per Firestore page (JOB_PAGE_SIZE)."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.job_page_size >= 1 && var.job_page_size <= 500
+    error_message = "job_page_size must be from 1 to 500."
+  }
+}
+
+variable "job_interval_seconds" {
+  description = "How long after a successful run a user is due again (JOB_INTERVAL_SECONDS). Well under Google's 6-month idle expiry of refresh tokens."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.job_interval_seconds >= 60 && var.job_interval_seconds <= 2592000
+    error_message = "job_interval_seconds must be from 60 to 2592000 (30 days)."
+  }
+}
+
+variable "job_max_instances" {
+  description = "Upper bound on run_offline_job instances. Each instance serves one run at a time; 2 lets an at-least-once duplicate delivery overlap a run (the job is idempotent per schedule time)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.job_max_instances >= 1 && var.job_max_instances <= 10
+    error_message = "job_max_instances must be from 1 to 10."
+  }
+}
+
+variable "job_cpu" {
+  description = "vCPUs of a run_offline_job instance."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.job_cpu))
+    error_message = "job_cpu must be a number such as \"1\" or \"2\"."
+  }
+}
+
+variable "job_memory" {
+  description = "Memory of a run_offline_job instance, e.g. 512Mi."
+  type        = string
+  default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.job_memory))
+    error_message = "job_memory must be a quantity such as 512Mi or 1Gi."
+  }
+}
+
+#-- Source archives --#
+
+variable "source_archive_retention_days" {
+  description = "Days a replaced function source archive is kept in the source bucket before deletion."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.source_archive_retention_days >= 1
+    error_message = "source_archive_retention_days must be at least 1."
+  }
+}

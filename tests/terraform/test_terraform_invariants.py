@@ -1,0 +1,561 @@
+"""Invariants of the Terraform deployment (issue 5), checked on the parsed `.tf` files.
+
+These stand in for review rules that `terraform validate` cannot express: least-privilege IAM,
+an internal-only scheduled function, secrets that never enter Terraform, the index the job's
+query needs, and a configuration every variable of which is documented.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+RUN_INVOKER = "roles/run.invoker"
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+FUNCTION_TYPE = "google_cloudfunctions2_function"
+IAM_TYPES = re.compile(r"_iam_(member|binding|policy)$")
+
+# Set for the platform, not read by config.py: functions-framework's log execution ids.
+PLATFORM_ENVIRONMENT = {"LOG_EXECUTION_ID"}
+
+
+def design_configuration(repo_root) -> set[str]:
+    """The variables of docs/design.md's configuration table (the functions' contract)."""
+    design = (repo_root / "docs" / "design.md").read_text()
+    table = design[design.index("Configuration ("):design.index("## Google endpoints")]
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, re.M))
+
+
+def config_reads(repo_root) -> set[str]:
+    """The variables functions/offline_access/config.py reads."""
+    source = (repo_root / "functions" / "offline_access" / "config.py").read_text()
+    return set(re.findall(r"\"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\"", source))
+
+
+def sa_of(tf, member: str) -> str:
+    """`"serviceAccount:${google_service_account.job.email}"` -> `"job"`."""
+    match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.([a-z_]+)\.email\}", member)
+    assert match, f"member {member!r} is not one of this configuration's service accounts"
+    return match.group(1)
+
+
+def function_sa(tf, function: dict) -> str:
+    email = tf.ref(tf.block(function["service_config"])["service_account_email"])
+    match = re.fullmatch(r"google_service_account\.([a-z_]+)\.email", email)
+    assert match, f"function runs as {email!r}, not a service account of its own"
+    return match.group(1)
+
+
+def default_of(tf, name: str):
+    return tf.variables[name]["default"]
+
+
+#-- Layout --#
+
+
+def test_layout_follows_the_cft_module_shape(terraform_dir):
+    for name in ("versions.tf", "variables.tf", "outputs.tf", "terraform.tfvars.example",
+                 "README.md", "terraform.mk", "scripts/publish_site.py"):
+        assert (terraform_dir / name).is_file(), f"terraform/{name} is missing"
+    # One file per concern.
+    for name in ("apis.tf", "iam.tf", "secrets.tf", "firestore.tf", "functions.tf",
+                 "scheduler.tf", "hosting.tf"):
+        assert (terraform_dir / name).is_file(), f"terraform/{name} is missing"
+
+
+def test_versions_pin_terraform_and_every_provider(tf):
+    terraform = tf.block(tf.parsed["versions.tf"]["terraform"])
+    assert terraform["required_version"].startswith(">= ")
+    providers = tf.block(terraform["required_providers"])
+    assert set(providers) >= {"google", "google-beta", "archive"}
+    for name, spec in providers.items():
+        if name.startswith("__"):
+            continue
+        assert spec["source"] == f"hashicorp/{name}"
+        assert ">=" in spec["version"] and "<" in spec["version"].replace("<=", ""), (
+            f"{name}: pin a lower and an upper bound, got {spec['version']!r}")
+
+
+def test_every_resource_file_has_section_headers(tf):
+    for filename, text in tf.texts.items():
+        if filename == "versions.tf":
+            continue
+        assert re.search(r"^#-- .+ --#$", text, re.M), f"{filename} has no #-- Section --# header"
+
+
+#-- Variables --#
+
+
+def test_every_variable_has_a_description_and_a_type(tf):
+    assert tf.variables
+    for name, body in tf.variables.items():
+        assert str(body.get("description", "")).strip(), f"variable {name} has no description"
+        assert "type" in body, f"variable {name} has no type"
+
+
+def test_variables_without_a_safe_default_are_required(tf):
+    # The project and the OAuth client are the user's: no default would be safe.
+    for name in ("project_id", "oauth_client_id"):
+        assert "default" not in tf.variables[name], f"{name} must be required"
+
+
+def test_key_variables_are_validated(tf):
+    for name in ("project_id", "region", "oauth_client_id", "oauth_client_secret_version",
+                 "token_sealing_key_version", "oauth_scopes", "name_prefix",
+                 "exchange_max_instances", "users_collection"):
+        assert tf.variables[name].get("validation"), f"variable {name} has no validation"
+
+
+def _looks_secret(value: str) -> bool:
+    if value.startswith("GOCSPX-") or "PRIVATE KEY" in value:
+        return True
+    # A raw sealing key: 32 bytes in base64 (44 characters).
+    if re.fullmatch(r"[A-Za-z0-9+/]{43}=", value):
+        return len(base64.b64decode(value)) == 32
+    return False
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_secret_value_in_any_default_or_example(tf, terraform_dir):
+    secretish = re.compile(r"secret|key|password|token|credential", re.I)
+    for name, body in tf.variables.items():
+        default = body.get("default")
+        for value in _strings(default):
+            assert not _looks_secret(value), f"variable {name} has a secret-looking default"
+        if secretish.search(name) and default is not None:
+            # Only version selectors may have a default: never a secret value.
+            assert re.fullmatch(r"latest|[1-9][0-9]*", str(default)), (
+                f"variable {name} defaults to {default!r}")
+    example = (terraform_dir / "terraform.tfvars.example").read_text()
+    assert "GOCSPX-" not in example
+    assert not re.search(r"^\s*[a-z_]*(secret|sealing_key)\s*=\s*\"(?!latest|[0-9]+\")", example,
+                         re.M | re.I), "terraform.tfvars.example assigns a secret"
+    for value in _strings([tf.locals]):
+        assert not _looks_secret(value), "a local holds a secret-looking value"
+
+
+def test_no_variable_carries_a_secret_value(tf):
+    # The client secret and the sealing key are added out of band (Makefile targets).
+    for name in tf.variables:
+        assert not re.fullmatch(r".*(client_secret|sealing_key)", name), (
+            f"variable {name} would put a secret into tfvars and state")
+
+
+#-- Secrets --#
+
+
+def test_secrets_are_created_empty(tf):
+    secrets = tf.resources("google_secret_manager_secret")
+    assert set(secrets) == {"oauth_client_secret", "token_sealing_key"}
+    for name, body in secrets.items():
+        replication = tf.block(body["replication"])
+        assert "auto" in replication, f"secret {name} should use automatic replication"
+    # Values come from `make set-client-secret` / `make rotate-sealing-key` only.
+    for rtype, name, body, _ in tf.all_resources():
+        assert rtype != "google_secret_manager_secret_version", f"{rtype}.{name} stores a value"
+        assert "secret_data" not in body
+    assert "google_secret_manager_secret_version" not in tf.text()
+
+
+def test_secret_accessors_are_exactly_the_two_functions_per_secret(tf):
+    bindings = tf.resources("google_secret_manager_secret_iam_member")
+    granted = set()
+    for name, body in bindings.items():
+        assert body["role"] == SECRET_ACCESSOR, f"{name}: unexpected role {body['role']}"
+        secret = re.fullmatch(r"google_secret_manager_secret\.([a-z_]+)\.secret_id",
+                              tf.ref(body["secret_id"]))
+        assert secret, f"{name}: binds on {body['secret_id']!r}, not on a secret of ours"
+        granted.add((secret.group(1), sa_of(tf, body["member"])))
+    assert granted == {
+        ("oauth_client_secret", "exchange"),
+        ("token_sealing_key", "exchange"),
+        # The job refreshes tokens: it needs the client secret too.
+        ("oauth_client_secret", "job"),
+        ("token_sealing_key", "job"),
+    }
+    for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
+        assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
+
+
+def test_no_project_level_secret_access(tf):
+    for name, body in tf.resources("google_project_iam_member").items():
+        assert not str(body["role"]).startswith("roles/secretmanager"), (
+            f"{name} grants Secret Manager on the whole project")
+
+
+#-- Service accounts and IAM --#
+
+
+def test_one_service_account_per_function_and_one_for_scheduler(tf):
+    functions = tf.resources(FUNCTION_TYPE)
+    assert set(functions) == {"exchange", "job"}
+    runtime = {name: function_sa(tf, body) for name, body in functions.items()}
+    assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
+    oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
+    scheduler = tf.ref(oidc["service_account_email"])
+    assert scheduler == "google_service_account.scheduler.email"
+    assert "scheduler" not in runtime.values()
+    accounts = tf.resources("google_service_account")
+    assert set(runtime.values()) | {"scheduler"} <= set(accounts)
+
+
+def test_functions_build_with_their_own_service_account(tf):
+    for name, body in tf.resources(FUNCTION_TYPE).items():
+        build = tf.block(body["build_config"])
+        assert tf.ref(build["service_account"]) == "google_service_account.build.id", name
+
+
+def test_project_level_roles_are_minimal(tf):
+    allowed = {
+        "exchange": {"roles/datastore.user"},
+        "job": {"roles/datastore.user"},
+        "build": {"roles/logging.logWriter", "roles/artifactregistry.writer",
+                  "roles/storage.objectAdmin"},
+    }
+    build_roles = set(re.findall(r'"(roles/[A-Za-z.]+)"', tf.locals["build_roles"]))
+    for name, body in tf.resources("google_project_iam_member").items():
+        account = sa_of(tf, body["member"])
+        roles = build_roles if "each.value" in str(body["role"]) else {body["role"]}
+        assert roles <= allowed.get(account, set()), f"{name}: {account} gets {roles}"
+        assert not roles & {"roles/owner", "roles/editor", "roles/viewer"}
+    assert not tf.resources("google_project_iam_binding")
+    assert not tf.resources("google_project_iam_policy")
+
+
+def test_every_iam_role_has_a_doc_link_comment(tf):
+    for filename in ("iam.tf",):
+        text = tf.texts[filename]
+        for match in re.finditer(r'^resource "([a-z0-9_]+_iam_member)" "([a-z_]+)"', text, re.M):
+            preceding = text[:match.start()].rstrip().splitlines()[-6:]
+            assert any("https://cloud.google.com/" in line for line in preceding), (
+                f"{match.group(1)}.{match.group(2)} has no documentation link above it")
+
+
+def _iam_on(tf, function: str) -> list[tuple[str, str, dict]]:
+    target = f"{FUNCTION_TYPE}.{function}.name"
+    found = []
+    for rtype, name, body, _ in tf.all_resources():
+        if not IAM_TYPES.search(rtype):
+            continue
+        targets = {tf.ref(body.get(key, "")) for key in ("service", "name", "cloud_function")}
+        if target in targets:
+            found.append((rtype, name, body))
+    return found
+
+
+def test_scheduled_function_is_internal_and_invoked_by_the_scheduler_only(tf):
+    job = tf.resources(FUNCTION_TYPE)["job"]
+    service = tf.block(job["service_config"])
+    assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    bindings = _iam_on(tf, "job")
+    assert bindings, "run.invoker for the Scheduler account is missing"
+    for rtype, name, body in bindings:
+        members = body.get("members", [body.get("member")])
+        assert not PUBLIC_MEMBERS & set(members), f"{rtype}.{name} makes the job public"
+        assert body["role"] == RUN_INVOKER
+        assert [sa_of(tf, m) for m in members] == ["scheduler"], f"{rtype}.{name}: {members}"
+    for rtype, name, body, _ in tf.all_resources():
+        if IAM_TYPES.search(rtype) and "job" in str(body):
+            assert not PUBLIC_MEMBERS & set(_strings(body)), f"{rtype}.{name} is public"
+
+
+def test_exchange_function_is_public_but_capped(tf):
+    exchange = tf.resources(FUNCTION_TYPE)["exchange"]
+    service = tf.block(exchange["service_config"])
+    assert service["ingress_settings"] == "ALLOW_ALL"  # Firebase Hosting comes from the internet
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.exchange_max_instances"
+    assert 1 <= default_of(tf, "exchange_max_instances") <= 100
+    assert tf.ref(service["max_instance_request_concurrency"]) == "var.exchange_concurrency"
+    assert service["available_cpu"] == "1"
+    bindings = _iam_on(tf, "exchange")
+    assert [(b["role"], b["member"]) for _, _, b in bindings] == [(RUN_INVOKER, "allUsers")]
+
+
+def test_functions_run_the_design_entry_points_on_python312(tf):
+    entry_points = {}
+    for name, body in tf.resources(FUNCTION_TYPE).items():
+        build = tf.block(body["build_config"])
+        assert build["runtime"] == "python312"
+        entry_points[name] = build["entry_point"]
+        assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
+    assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job"}
+
+
+def test_scheduled_function_is_small_and_bounded(tf):
+    service = tf.block(tf.resources(FUNCTION_TYPE)["job"]["service_config"])
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.job_max_instances"
+    assert default_of(tf, "job_max_instances") <= 3
+    assert service["max_instance_request_concurrency"] == 1
+    assert tf.ref(service["timeout_seconds"]) == "var.job_timeout_seconds"
+    assert "available_cpu" in service and "available_memory" in service
+
+
+#-- Function source --#
+
+
+def test_source_is_zipped_from_functions_and_named_by_content_hash(tf):
+    archive = tf.data("archive_file")["functions"]
+    assert archive["type"] == "zip"
+    assert tf.ref(archive["source_dir"]) == "local.functions_source_dir"
+    assert tf.locals["functions_source_dir"].endswith("/../functions")
+    excludes = tf.locals["functions_source_excludes"]
+    for pattern in ("__pycache__", "tests"):
+        assert pattern in excludes, f"{pattern} is not excluded from the archive"
+    obj = tf.resources("google_storage_bucket_object")["functions_source"]
+    assert "data.archive_file.functions.output_md5" in obj["name"]
+    for name, body in tf.resources(FUNCTION_TYPE).items():
+        source = tf.block(tf.block(tf.block(body["build_config"])["source"])["storage_source"])
+        assert tf.ref(source["object"]) == "google_storage_bucket_object.functions_source.name", name
+
+
+def test_source_bucket_is_private_versioned_and_pruned(tf):
+    bucket = tf.resources("google_storage_bucket")["functions_source"]
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert tf.block(bucket["versioning"])["enabled"] is True
+    rule = tf.block(bucket["lifecycle_rule"])
+    assert tf.block(rule["action"])["type"] == "Delete"
+    for rtype, name, body, _ in tf.all_resources():
+        if rtype.startswith("google_storage_bucket_iam"):
+            assert not PUBLIC_MEMBERS & set(_strings(body)), f"{rtype}.{name} is public"
+
+
+#-- Scheduler --#
+
+
+def test_scheduler_calls_the_job_with_an_oidc_token_for_its_url(tf):
+    job = tf.resources("google_cloud_scheduler_job")["offline_job"]
+    target = tf.block(job["http_target"])
+    uri = f"{FUNCTION_TYPE}.job.service_config[0].uri"
+    assert tf.ref(target["uri"]) == uri
+    assert "oauth_token" not in target
+    oidc = tf.block(target["oidc_token"])
+    assert tf.ref(oidc["audience"]) == uri
+    assert tf.ref(oidc["service_account_email"]) == "google_service_account.scheduler.email"
+    assert tf.block(job["retry_config"])["retry_count"] == 0
+    assert job["attempt_deadline"] == "${var.job_attempt_deadline_seconds}s"
+
+
+def test_time_budget_is_below_the_deadline_which_is_below_the_timeout(tf):
+    budget = default_of(tf, "job_time_budget_seconds")
+    deadline = default_of(tf, "job_attempt_deadline_seconds")
+    timeout = default_of(tf, "job_timeout_seconds")
+    assert budget < deadline < timeout
+    job = tf.resources("google_cloud_scheduler_job")["offline_job"]
+    condition = tf.block(tf.block(job["lifecycle"])["precondition"])["condition"]
+    assert "var.job_time_budget_seconds < var.job_attempt_deadline_seconds" in condition
+    assert "var.job_attempt_deadline_seconds < var.job_timeout_seconds" in condition
+    env = tf.locals["function_environment"]
+    assert tf.ref(env["JOB_TIME_BUDGET_SECONDS"]) == "tostring(var.job_time_budget_seconds)"
+
+
+#-- Firestore --#
+
+
+def test_firestore_is_native_with_the_due_users_index(tf):
+    database = tf.resources("google_firestore_database")["default"]
+    assert database["type"] == "FIRESTORE_NATIVE"
+    index = tf.resources("google_firestore_index")["users_due"]
+    assert tf.ref(index["collection"]) == "var.users_collection"
+    assert index["query_scope"] == "COLLECTION"
+    fields = [(f["field_path"], f["order"]) for f in index["fields"]]
+    assert fields == [("status", "ASCENDING"), ("next_run_at", "ASCENDING"),
+                      ("__name__", "ASCENDING")]
+    env = tf.locals["function_environment"]
+    assert tf.ref(env["USERS_COLLECTION"]) == "var.users_collection"
+
+
+def test_firestore_rules_deny_every_client(terraform_dir, tf):
+    rules = (terraform_dir / "templates" / "firestore.rules").read_text()
+    assert re.search(r"match /\{document=\*\*\}\s*\{\s*allow read, write: if false;", rules)
+    assert "if true" not in rules
+    assert tf.resources("google_firebaserules_release")["firestore"]["name"] == "cloud.firestore"
+
+
+#-- Function environment --#
+
+
+def test_function_environment_matches_the_design(tf, repo_root):
+    env = tf.locals["function_environment"]
+    design = design_configuration(repo_root)
+    assert {"GOOGLE_CLOUD_PROJECT", "OAUTH_CLIENT_SECRET_VERSION", "JOB_TIME_BUDGET_SECONDS"} <= design
+    # Every setting of the contract is set explicitly, and nothing the functions ignore.
+    assert design <= set(env), f"not set: {design - set(env)}"
+    unknown = set(env) - design - config_reads(repo_root) - PLATFORM_ENVIRONMENT
+    assert not unknown, f"set but read by nobody: {unknown}"
+    assert env["LOG_EXECUTION_ID"] == "true"
+    assert not any(name.endswith("_EMULATOR_HOST") for name in env)
+    assert re.fullmatch(
+        r"\$\{google_secret_manager_secret\.oauth_client_secret\.id\}/versions/\$\{var\.oauth_client_secret_version\}",
+        env["OAUTH_CLIENT_SECRET_VERSION"])
+    assert re.fullmatch(
+        r"\$\{google_secret_manager_secret\.token_sealing_key\.id\}/versions/\$\{var\.token_sealing_key_version\}",
+        env["TOKEN_SEALING_KEY_VERSION"])
+    assert tf.ref(env["ALLOWED_ORIGINS"]) == 'join(",", local.allowed_origins)'
+    functions = tf.resources(FUNCTION_TYPE)
+    assert tf.block(functions["job"]["service_config"])["environment_variables"] == \
+        "${local.function_environment}"
+    assert "local.function_environment" in \
+        tf.block(functions["exchange"]["service_config"])["environment_variables"]
+
+
+def test_redirect_uri_defaults_to_postmessage(tf):
+    assert default_of(tf, "oauth_redirect_uri") == "postmessage"
+
+
+#-- Hosting --#
+
+
+def test_page_origin_belongs_to_the_deployment(tf):
+    origins = tf.locals["allowed_origins"]
+    # A shared origin would let any other page there use our client ID.
+    assert not re.search(r"https://storage\.googleapis\.com|\.storage\.googleapis\.com", tf.text())
+    assert ".web.app" in origins and "local.hosting_site_id" in origins
+    assert "local.custom_domain_origin" in origins
+
+
+def test_hosting_rewrites_the_exchange_path_to_the_function(tf):
+    assert tf.locals["exchange_path"] == "/api/exchange"
+    hosting = tf.locals["hosting_config"]
+    (rewrite,) = hosting["rewrites"]
+    assert tf.ref(rewrite["glob"]) == "local.exchange_path"
+    assert tf.ref(rewrite["run"]["serviceId"]) == f"{FUNCTION_TYPE}.exchange.name"
+    assert tf.ref(rewrite["run"]["region"]) == "var.region"
+    # The keys static_site/app.js reads; the exchange URL is a same-origin path.
+    page_config = tf.locals["page_config"]
+    assert set(page_config) == {"clientId", "exchangeUrl", "scopes", "gisScriptUrl"}
+    assert page_config["exchangeUrl"] == "${local.exchange_path}"
+    assert page_config["gisScriptUrl"] == "https://accounts.google.com/gsi/client"
+    assert tf.ref(page_config["clientId"]) == "var.oauth_client_id"
+
+
+def _csp(tf) -> str:
+    # The local is join("; ", [...]) of plain strings: rebuild it.
+    return "; ".join(re.findall(r'"([^"]*)"', tf.locals["content_security_policy"])[1:])
+
+
+def test_hosting_sets_the_security_headers(tf):
+    headers = tf.locals["security_headers"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin-allow-popups"
+    assert tf.ref(headers["Content-Security-Policy"]) == "local.content_security_policy"
+    csp = _csp(tf)
+    for directive in ("default-src 'self'", "script-src 'self' https://accounts.google.com",
+                      "connect-src 'self' https://accounts.google.com",
+                      "frame-src https://accounts.google.com",
+                      "img-src 'self' data: https://accounts.google.com https://*.googleusercontent.com",
+                      "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in csp.split("; "), f"CSP lacks {directive!r}"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    sources = set(re.findall(r"https://[^\s;\"']+", csp))
+    assert sources == {"https://accounts.google.com", "https://*.googleusercontent.com"}
+    (security, *_) = tf.locals["hosting_config"]["headers"]
+    assert security == {"glob": "**", "headers": "${local.security_headers}"}
+
+
+def test_hosting_headers_match_the_local_page_server(tf):
+    # `make dev` serves the page with localdev/site_config.py's headers; production must
+    # send the same ones, or the browser tests would not test what users get.
+    site_config = pytest.importorskip("localdev.site_config")
+    local = site_config.security_headers(exchange_url="/api/exchange",
+                                         gis_script_url="https://accounts.google.com/gsi/client")
+    production = dict(tf.locals["security_headers"],
+                      **{"Content-Security-Policy": _csp(tf)})
+    for name, value in local.items():
+        if name == "Cache-Control":
+            continue  # set on the page's files only, not on the rewritten API responses
+        assert production.get(name) == value, f"{name} differs from the local page server"
+    cache = tf.locals["hosting_config"]["headers"][1:]
+    assert all(h["headers"] == {"Cache-Control": "no-cache"} for h in cache)
+
+
+def test_apply_publishes_the_page_with_its_generated_config(tf, terraform_dir):
+    publish = tf.resources("terraform_data")["publish_site"]
+    triggers = publish["triggers_replace"]
+    assert {"files", "config_js", "hosting_config", "script"} <= set(triggers)
+    exec_ = tf.block(publish["provisioner"])["local-exec"]
+    env = exec_["environment"]
+    assert tf.ref(env["PUBLISH_CONFIG_JS"]) == "local.config_js"
+    assert tf.ref(env["PUBLISH_HOSTING_CONFIG"]) == "local.hosting_config_json"
+    assert "publish_site.py" in exec_["command"]
+    depends = {tf.ref(d) for d in publish["depends_on"]}
+    assert f"{FUNCTION_TYPE}.exchange" in depends  # Hosting rejects rewrites to missing services
+    template = (terraform_dir / "templates" / "config.js.tftpl").read_text()
+    assert "window.APP_CONFIG" in template and "jsonencode(config)" in template
+
+
+#-- Outputs --#
+
+
+def test_outputs_cover_urls_origin_and_secrets(tf):
+    outputs = tf.outputs
+    for name in ("page_url", "oauth_javascript_origin", "exchange_url", "exchange_function_uri",
+                 "job_function_uri", "secrets_to_fill", "oauth_client_secret_id",
+                 "token_sealing_key_secret_id", "project_id"):
+        assert name in outputs, f"output {name} is missing"
+    for name, body in outputs.items():
+        assert str(body.get("description", "")).strip(), f"output {name} has no description"
+
+
+#-- References: what `terraform validate` would catch without providers --#
+
+
+def _declared(tf) -> dict[str, set[str]]:
+    resources = {f"{rtype}.{name}" for rtype, name, _, _ in tf.all_resources()}
+    data = set()
+    for parsed in tf.parsed.values():
+        for entry in parsed.get("data", []):
+            for rtype, named in entry.items():
+                if not rtype.startswith("__"):
+                    data |= {f"{rtype}.{name}" for name in named}
+    return {"var": set(tf.variables), "local": set(tf.locals), "resource": resources, "data": data}
+
+
+def test_every_reference_is_declared_and_every_variable_used(tf):
+    declared = _declared(tf)
+    text = "\n".join(re.sub(r"#.*", "", t) for t in tf.texts.values())
+    used_vars = set(re.findall(r"\bvar\.([a-z0-9_]+)", text))
+    assert used_vars <= declared["var"], f"undeclared: {used_vars - declared['var']}"
+    assert declared["var"] <= used_vars, f"unused variables: {declared['var'] - used_vars}"
+    used_locals = set(re.findall(r"\blocal\.([a-z0-9_]+)", text))
+    assert used_locals <= declared["local"], f"undeclared: {used_locals - declared['local']}"
+    for rtype, name in re.findall(r"\b(google(?:_[a-z0-9]+)+|terraform_data)\.([a-z0-9_]+)\b", text):
+        if rtype in ("google", "google-beta"):
+            continue
+        assert f"{rtype}.{name}" in declared["resource"], f"undeclared resource {rtype}.{name}"
+    for rtype, name in re.findall(r"\bdata\.([a-z0-9_]+)\.([a-z0-9_]+)", text):
+        assert f"{rtype}.{name}" in declared["data"], f"undeclared data {rtype}.{name}"
+
+
+def test_firebase_resources_use_the_beta_provider(tf):
+    for rtype, name, body, _ in tf.all_resources():
+        if rtype.startswith("google_firebase_") and not rtype.startswith("google_firebaserules"):
+            assert tf.ref(body.get("provider", "")) == "google-beta", f"{rtype}.{name}"
+
+
+def test_readme_tables_list_every_input_and_output(tf, terraform_dir):
+    readme = (terraform_dir / "README.md").read_text()
+    begin = "<!-- BEGINNING OF PRE-COMMIT-TERRAFORM DOCS HOOK -->"
+    end = "<!-- END OF PRE-COMMIT-TERRAFORM DOCS HOOK -->"
+    assert begin in readme and end in readme
+    tables = readme[readme.index(begin):readme.index(end)]
+    for name in tf.variables:
+        assert f"| {name} |" in tables, f"README inputs table lacks {name}"
+    for name in tf.outputs:
+        assert f"| {name} |" in tables, f"README outputs table lacks {name}"

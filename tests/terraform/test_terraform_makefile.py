@@ -1,0 +1,194 @@
+"""terraform/terraform.mk: the targets, and the secret targets run against fake tools.
+
+The fakes stand in for `terraform output -raw` and `gcloud secrets versions add`; gcloud
+records its arguments and its standard input, so the tests can show that a secret travels
+through stdin only, never through argv or the terminal output.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
+TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "lint-tf", "test-tf")
+LEAD_OWNED = ("test", "dev", "bench")
+SECRET = "GOCSPX-canary-secret-for-make"
+
+needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("bash")),
+                                reason="GNU make and bash are needed")
+
+
+def write_tool(path: Path, body: str) -> Path:
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> dict[str, Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "record"
+    record.mkdir()
+    outputs = {"project_id": "demo-project",
+               "oauth_client_secret_id": "offline-access-oauth-client-secret",
+               "token_sealing_key_secret_id": "offline-access-token-sealing-key"}
+    cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
+    terraform = write_tool(bin_dir / "terraform", f"""
+[ -f "{record}/no-state" ] && {{ echo "No outputs found" >&2; exit 1; }}
+name="${{@: -1}}"
+case "$name" in
+{cases}
+  *) echo "unknown output $name" >&2; exit 1 ;;
+esac
+""")
+    write_tool(bin_dir / "gcloud", f"""
+printf '%s\\n' "$@" > "{record}/gcloud-args"
+cat > "{record}/gcloud-stdin"
+echo "projects/123/secrets/x/versions/7"
+""")
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"include {FRAGMENT}\n")
+    return {"bin": bin_dir, "record": record, "terraform": terraform, "makefile": makefile}
+
+
+def make(tools: dict[str, Path], target: str, stdin: str = "", **variables: str):
+    env = dict(os.environ, PATH=f"{tools['bin']}:{os.environ['PATH']}")
+    args = ["make", "--no-print-directory", "-f", str(tools["makefile"]), target,
+            f"TF_BIN={tools['terraform']}"] + [f"{k}={v}" for k, v in variables.items()]
+    return subprocess.run(args, cwd=REPO_ROOT, input=stdin, capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+#-- Structure --#
+
+
+def _rules(text: str) -> dict[str, int]:
+    """Target -> line number of its first rule (a target-specific variable line counts)."""
+    rules: dict[str, int] = {}
+    for match in re.finditer(r"^([a-z][a-z0-9-]*):(?!=)", text, re.M):
+        rules.setdefault(match.group(1), text[:match.start()].count("\n"))
+    return rules
+
+
+def test_fragment_defines_the_targets_with_phony_and_a_comment():
+    text = FRAGMENT.read_text()
+    lines = text.splitlines()
+    rules = _rules(text)
+    for target in TARGETS:
+        assert re.search(rf"^\.PHONY: {re.escape(target)}$", text, re.M), f"{target} is not .PHONY"
+        assert target in rules, f"target {target} is missing"
+        above = [line for line in lines[:rules[target]]
+                 if not line.startswith((".PHONY", "$(TF_BASH_TARGETS):"))][-1]
+        assert above.startswith("# "), f"{target} has no # comment above it"
+
+
+def test_fragment_leaves_the_lead_targets_and_variables_alone():
+    text = FRAGMENT.read_text()
+    for target in LEAD_OWNED:
+        assert not re.search(rf"^{target}:", text, re.M), f"terraform.mk defines {target}"
+    for name in re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\?|:|\+)?=", text, re.M):
+        # CHECKOV: the name the top-level Makefile gives the checkov file target.
+        assert name.startswith("TF_") or name == "CHECKOV", f"variable {name} is not prefixed TF_"
+    assert re.search(r"^CHECKOV\s*\?=", text, re.M), "CHECKOV must not override the lead's value"
+
+
+def test_checkov_virtualenv_is_a_file_target_from_the_pinned_requirements():
+    text = FRAGMENT.read_text()
+    assert "TF_CHECKOV         ?= $(TF_CHECKOV_VENV)/bin/checkov" in text
+    assert re.search(r"^\$\(TF_CHECKOV\): \$\(TF_CHECKOV_REQS\)$", text, re.M)
+    assert re.search(r"^test-tf: \$\(TF_CHECKOV\) \$\(TF_PY_DEPS\)$", text, re.M)
+    pins = (REPO_ROOT / "terraform" / "requirements-checkov.txt").read_text()
+    assert re.search(r"^checkov==\d+\.\d+\.\d+$", pins, re.M)
+
+
+#-- Secret targets --#
+
+
+@needs_make
+def test_set_client_secret_sends_the_secret_on_stdin_only(tools):
+    result = make(tools, "set-client-secret", stdin=SECRET + "\n")
+
+    assert result.returncode == 0, result.stderr
+    args = (tools["record"] / "gcloud-args").read_text().splitlines()
+    assert args == ["secrets", "versions", "add", "offline-access-oauth-client-secret",
+                    "--project=demo-project", "--data-file=-", "--format=value(name)"]
+    assert (tools["record"] / "gcloud-stdin").read_text() == SECRET  # no trailing newline
+    assert SECRET not in result.stdout + result.stderr
+
+
+@needs_make
+def test_set_client_secret_refuses_empty_input(tools):
+    result = make(tools, "set-client-secret", stdin="\n")
+
+    assert result.returncode != 0
+    assert "Empty input" in result.stderr
+    assert not (tools["record"] / "gcloud-args").exists()
+
+
+@needs_make
+def test_rotate_sealing_key_adds_32_random_bytes(tools):
+    keys = []
+    for _ in range(2):
+        result = make(tools, "rotate-sealing-key")
+        assert result.returncode == 0, result.stderr
+        args = (tools["record"] / "gcloud-args").read_text().splitlines()
+        assert args[:4] == ["secrets", "versions", "add", "offline-access-token-sealing-key"]
+        assert "--data-file=-" in args and "--project=demo-project" in args
+        key = (tools["record"] / "gcloud-stdin").read_text()
+        assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
+        assert key not in result.stdout + result.stderr
+        keys.append(key)
+    assert keys[0] != keys[1]
+
+
+@needs_make
+@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key"])
+def test_secret_targets_need_a_deployment(tools, target):
+    (tools["record"] / "no-state").touch()
+
+    result = make(tools, target, stdin=SECRET + "\n")
+
+    assert result.returncode != 0
+    assert "run make deploy first" in result.stderr
+    assert not (tools["record"] / "gcloud-args").exists()
+
+
+#-- lint-tf --#
+
+
+@needs_make
+def test_lint_tf_without_terraform_says_so(tools, tmp_path):
+    result = make(tools, "lint-tf", TF_BIN=str(tmp_path / "no-such-terraform"))
+
+    assert result.returncode == 0
+    assert "not on PATH" in result.stdout
+
+
+@needs_make
+@pytest.mark.parametrize("init_error, succeeds, message", [
+    ("Error: Failed to query available provider packages", True, "validate SKIPPED"),
+    ("Error: Unsupported argument", False, "Unsupported argument"),
+])
+def test_lint_tf_skips_validate_only_when_providers_cannot_download(
+        tools, init_error, succeeds, message):
+    write_tool(tools["terraform"], f"""
+case "$*" in
+  *fmt*) exit 0 ;;
+  *init*) echo "{init_error}" >&2; exit 1 ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+""")
+    result = make(tools, "lint-tf")
+
+    assert (result.returncode == 0) is succeeds, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
