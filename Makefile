@@ -16,8 +16,7 @@ include terraform/terraform.mk
 # List the targets.
 .PHONY: help
 help:
-	@grep -h -B1 -E '^[a-z][a-z-]*:' $(MAKEFILE_LIST) | grep -E '^(#|[a-z])' | paste - - | \
-		sed -E 's/^[^#]*# (.*)\t([a-z-]+):.*/  \2\t\1/' | sed -E 's/^[^ ].*:([a-z-]+):.*/  \1/' | expand -t 24
+	@awk '/^$$/{c=""} /^# /{if(c=="") c=substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""}' $(MAKEFILE_LIST)
 
 # Create the virtualenv and install pinned dependencies (re-run when requirements change).
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt

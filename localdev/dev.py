@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -70,6 +71,23 @@ def run_scheduler(job_url: str, stop: threading.Event) -> None:
             print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
 
 
+def busy_ports(ports: dict[str, int]) -> list[str]:
+    """The components whose fixed port is already taken (e.g. by another `make dev`).
+
+    Checked up front: a readiness probe would otherwise take whatever answers on the port
+    for the component just started.
+    """
+    busy = []
+    for name, port in ports.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{port} ({name})")
+    return busy
+
+
 def main() -> int:
     settings = {**read_dotenv(REPO / ".env"), **os.environ}
     real_client_id = settings.get("DEV_OAUTH_CLIENT_ID", "").strip()
@@ -77,6 +95,15 @@ def main() -> int:
     use_real_google = bool(real_client_id and real_secret)
     client_id = real_client_id if use_real_google else LOCAL_CLIENT_ID
     client_secret = real_secret if use_real_google else "local-secret-" + secrets.token_urlsafe(16)
+    ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
+             "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
+    if not use_real_google:
+        ports["local Google"] = GOOGLE_PORT
+    busy = busy_ports(ports)
+    if busy:
+        print(f"make dev: port {', '.join(busy)} already in use. Stop what listens there "
+              "(another `make dev`?) and try again.", file=sys.stderr)
+        return 1
     LOG_DIR.mkdir(exist_ok=True)
     stop = threading.Event()
     started: list = []
@@ -118,7 +145,9 @@ def main() -> int:
             google.start(host="127.0.0.1", port=GOOGLE_PORT)
             started.append(google)
             env["GOOGLE_EMULATOR_HOST"] = google.host_port
-            gis_script_url = f"http://localhost:{GOOGLE_PORT}/gsi/client"
+            # The same host spelling as GOOGLE_EMULATOR_HOST: the ID token's `picture` points
+            # there, and the page's CSP (derived from this URL) must allow it.
+            gis_script_url = f"{google.url}/gsi/client"
 
         exchange = FunctionServer("exchange_code", env, port=EXCHANGE_PORT,
                                   output=open(LOG_DIR / "exchange_code.log", "w"))

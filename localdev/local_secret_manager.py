@@ -24,7 +24,6 @@ import grpc
 from google.cloud.secretmanager_v1 import types
 from google.protobuf import timestamp_pb2
 
-
 _SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
 

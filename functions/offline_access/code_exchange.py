@@ -12,9 +12,10 @@ Reference: https://developers.google.com/identity/sign-in/web/server-side-flow
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 

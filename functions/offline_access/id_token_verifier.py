@@ -16,7 +16,8 @@ import json
 import re
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 from google.auth import exceptions as auth_exceptions

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
-from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from .user_store import (
     _RETRY,
@@ -133,7 +133,7 @@ class JobStore:
             self.collection.where(filter=FieldFilter("status", "==", STATUS_ACTIVE))
             .where(filter=FieldFilter("next_run_at", "<=", due_by))
             .order_by("next_run_at")
-            .order_by(firestore.FieldPath.document_id())
+            .order_by(FieldPath.document_id())
             .limit(page_size)
         )
         if after is not None:

@@ -33,9 +33,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, TextIO
 
 import requests
 from google.cloud import firestore
@@ -231,8 +232,9 @@ def run_offline_job(
     )
     breaker = _Breaker(deps.breaker_threshold)
     lock = threading.Lock()
-    # Workers plus as many queued users: the pool stays busy while the next page is read.
-    slots = threading.BoundedSemaphore(config.job_concurrency * 2)
+    # One slot per worker: a user is handed over only when a worker is free, so the budget and
+    # the breaker are checked right before each user starts, not before it waits in a queue.
+    slots = threading.BoundedSemaphore(config.job_concurrency)
 
     def done(outcome: UserOutcome) -> None:
         with lock:
@@ -247,12 +249,9 @@ def run_offline_job(
 
     failure: FlowError | None = None
     with ThreadPoolExecutor(config.job_concurrency, thread_name_prefix="offline-job") as pool:
-        after = None
+        pages = _due_pages(deps, run.started_at, config.job_page_size)
         try:
-            while summary.stopped is None:
-                page = deps.jobs.due_page(run.started_at, config.job_page_size, after)
-                if not page:
-                    break
+            for page in pages:
                 summary.pages += 1
                 for snapshot in page:
                     slots.acquire()
@@ -267,15 +266,16 @@ def run_offline_job(
                         summary.resume_from = _position(snapshot)
                         break
                     pool.submit(work, DueUser.from_snapshot(snapshot))
-                if len(page) < config.job_page_size:
+                if summary.stopped:
                     break
-                after = page[-1]
         except FlowError as exc:
             # A later page failed: the users already started finish; the rest stay due.
             if summary.pages == 0:
                 raise
             failure = exc
             summary.stopped = exc.code
+        finally:
+            pages.close()
     summary.duration_seconds = deps.clock() - started
     body = summary.body()
     severity = "WARNING" if summary.stopped or summary.deferred or summary.needs_reauth else "INFO"
@@ -291,6 +291,26 @@ def run_offline_job(
         **(log_fields or {}),
     )
     return summary
+
+
+def _due_pages(deps: JobDependencies, due_by: dt.datetime, page_size: int) -> Iterator[list]:
+    """The due users, page by page; each next page is read while the current one is worked on.
+
+    A page query costs about as much as the work on a few users, so reading ahead keeps the
+    workers busy. At most two pages are in memory.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="offline-job-pages") as reader:
+        page = deps.jobs.due_page(due_by, page_size)
+        while page:
+            following = (
+                reader.submit(deps.jobs.due_page, due_by, page_size, page[-1])
+                if len(page) == page_size
+                else None
+            )
+            yield page
+            if following is None:
+                return
+            page = following.result()
 
 
 def _position(snapshot) -> dict[str, Any]:

@@ -10,10 +10,10 @@ The decision table, first match wins:
 
 | evidence | reason |
 |---|---|
-| the sealed token does not open (copied from another user, tampered, unknown key) | `unreadable_token` |
-| `error_subtype` `invalid_rapt` / `rapt_required` (Workspace session control) | `reauth_required` |
-| the app is in Testing (`OAUTH_APP_TESTING_MODE`), the grant has scopes beyond name, email and profile, and consent was >= 7 days ago | `testing_mode_expiry` |
-| the token was last used (consent or a successful refresh) >= 6 months ago | `unused_6_months` |
+| the sealed token does not open (copied, tampered, unknown key) | `unreadable_token` |
+| `error_subtype` `invalid_rapt` / `rapt_required` (session control) | `reauth_required` |
+| `OAUTH_APP_TESTING_MODE`, scopes beyond Sign-In, consent >= 7 days ago | `testing_mode_expiry` |
+| last use (consent or a successful refresh) >= 180 days ago | `unused_6_months` |
 | the document has no consent time at all | `unknown` |
 | otherwise | `revoked` |
 
@@ -31,7 +31,8 @@ Reference: https://developers.google.com/identity/protocols/oauth2#expiration
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 UNREADABLE_TOKEN = "unreadable_token"
 REAUTH_REQUIRED = "reauth_required"

@@ -12,8 +12,8 @@ Reference: https://cloud.google.com/iam/docs/retry-strategy (truncated exponenti
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from . import secret_source, user_store
 from .code_exchange import ExchangeDependencies

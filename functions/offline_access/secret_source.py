@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry

@@ -33,8 +33,9 @@ What the job does around a task:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .access_tokens import ApiSession
 from .code_exchange import normalize_scope
