@@ -71,3 +71,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check functions localdev tests bench
 
+
+# Run the unit and exchange tests under Python 3.12 too (the Cloud Functions runtime).
+.PHONY: test-py312
+test-py312:
+	test -x .venv312/bin/python || python3.12 -m venv .venv312
+	.venv312/bin/python -m pip install --quiet -r requirements-dev.txt
+	.venv312/bin/python -m pytest -n $(TEST_WORKERS) -q tests/unit tests/integration tests/localdev/test_local_google.py

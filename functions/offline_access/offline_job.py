@@ -439,7 +439,7 @@ def _work(
             "access_token_expires_at": tokens.refreshed.expires_at,
             "job.refreshed_at": now,
         })
-        if tuple(tokens.refreshed.scopes) != user.granted_scopes:
+        if set(tokens.refreshed.scopes) != set(user.granted_scopes):
             fields["granted_scopes"] = list(tokens.refreshed.scopes)
     if tokens is not None:
         log.update(refresh_calls=tokens.refresh_calls, cached_token=tokens.used_cache,
