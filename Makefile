@@ -53,6 +53,7 @@ job:
 # Run every test: unit, integration, browser and Terraform checks.
 .PHONY: test
 test: $(STAMP) chromium $(CHECKOV)
+	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # Run the fast unit tests only.
@@ -69,7 +70,7 @@ bench: $(STAMP)
 # Lint the Python code.
 .PHONY: lint
 lint: $(STAMP)
-	$(VENV)/bin/ruff check functions localdev tests bench
+	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
 
 
 # Run the unit and exchange tests under Python 3.12 too (the Cloud Functions runtime).

@@ -27,11 +27,9 @@ Google and the Firestore emulator is read from /proc, to show which process sets
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -40,15 +38,11 @@ from pathlib import Path
 
 import requests
 
+from bench.stack import local_stack, process_tree_cpu_seconds
 from localdev.local_google.control import GoogleControl
-from localdev.local_secret_manager import LocalSecretManager
 from localdev.processes import (
     FUNCTIONS_DIR,
     REPO,
-    FirestoreEmulator,
-    Process,
-    free_port,
-    wait_until_ready,
 )
 
 RESULTS = REPO / "bench" / "results" / "offline_job.json"
@@ -57,30 +51,6 @@ CLIENT_ID = "bench-job-client.apps.googleusercontent.com"
 SCOPES = ["openid", "email", "profile", "https://www.googleapis.com/auth/drive.appdata"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BATCH = 500
-
-
-def process_tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and its descendants (the emulator's launcher starts Java)."""
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += times.get(current, 0.0)
-        stack.extend(children.get(current, ()))
-    return total
-
-
-# Seeding
 
 
 def mint_refresh_tokens(google_url: str, client_secret: str, n: int) -> list[dict]:
@@ -290,7 +260,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--baseline-users", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64,
-                        help="JOB_CONCURRENCY (default 64; production's default is 16)")
+                        help="JOB_CONCURRENCY (default 64; production's default is 32)")
     parser.add_argument("--worker", choices=["job", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -301,36 +271,10 @@ def main() -> None:
     counts = [int(n) for n in args.users.split(",") if n.strip()]
     biggest = max(counts + [args.baseline_users])
 
-    client_secret = "bench-secret-" + secrets.token_hex(8)
-    firestore = None
-    firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if not firestore_host:
-        firestore = FirestoreEmulator()
-        firestore_host = firestore.host_port
-        os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_host
-    secret_manager = LocalSecretManager().start()
-    secret_manager.add_version(f"projects/{PROJECT}/secrets/client-secret", client_secret.encode())
-    secret_manager.add_version(f"projects/{PROJECT}/secrets/sealing-key",
-                               base64.b64encode(secrets.token_bytes(32)))
-    google_port = free_port()
-    google = Process("local-google", [
-        sys.executable, "-m", "localdev.local_google", "--host", "127.0.0.1",
-        "--port", str(google_port), "--client-id", CLIENT_ID, "--client-secret", client_secret],
-        cwd=REPO)
-    google_url = f"http://127.0.0.1:{google_port}"
-    try:
-        wait_until_ready(google_url + "/_control/health", process=google.popen)
-        control = GoogleControl(google_url)
+    with local_stack(project=PROJECT, client_id=CLIENT_ID, latency_ms=0) as stack:
+        control, google_url, client_secret = stack.control, stack.google_url, stack.client_secret
         env = {
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "FIRESTORE_EMULATOR_HOST": firestore_host,
-            "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
-            "GOOGLE_EMULATOR_HOST": f"127.0.0.1:{google_port}",
-            "OAUTH_CLIENT_ID": CLIENT_ID,
-            "OAUTH_CLIENT_SECRET_VERSION": f"projects/{PROJECT}/secrets/client-secret/versions/latest",
-            "TOKEN_SEALING_KEY_VERSION": f"projects/{PROJECT}/secrets/sealing-key/versions/latest",
-            "ALLOWED_ORIGINS": "http://localhost:8080",
-            "OAUTH_SCOPES": " ".join(SCOPES),
+            **stack.env,
             "OFFLINE_TASKS": "drive_appdata",
             "JOB_CONCURRENCY": str(args.concurrency),
             "JOB_TIME_BUDGET_SECONDS": "3000",
@@ -347,9 +291,7 @@ def main() -> None:
                                            users[:n])
             print(f"seeded {n} users into {collection} in {seed_s[name]:.1f} s", flush=True)
         control.latency(args.latency_ms)
-        watch = {"local_google": google.popen.pid}
-        if firestore is not None:
-            watch["firestore"] = firestore.popen.pid
+        watch = stack.pids
 
         runs = {}
         print(f"baseline on {args.baseline_users} users ...", flush=True)
@@ -361,12 +303,6 @@ def main() -> None:
             runs[str(n)] = run_worker("job", {**env, "USERS_COLLECTION": f"bench_{n}"}, n, watch)
             runs[str(n)]["token_refreshes"] = (
                 control.counters()["token_grants"].get("refresh_token", 0) - refreshed_before)
-    finally:
-        google.stop()
-        secret_manager.stop()
-        if firestore is not None:
-            firestore.stop()
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
 
     for run in runs.values():
         run.setdefault("firestore_cores", float("nan"))

@@ -1,56 +1,103 @@
-"""The local stack for benchmarks: the same components as the tests, started once."""
+"""The local stack for benchmarks: the same components as the tests, started once per run.
+
+The local Google runs in its own process, so that its CPU time can be told apart from ours
+(`process_tree_cpu_seconds`), as the Firestore emulator's is.
+"""
 
 from __future__ import annotations
 
 import base64
 import os
 import secrets
+import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
-from localdev.local_google import LocalGoogle
 from localdev.local_google.control import GoogleControl
 from localdev.local_secret_manager import LocalSecretManager
-from localdev.processes import FirestoreEmulator
+from localdev.processes import REPO, FirestoreEmulator, Process, free_port, wait_until_ready
 
-PROJECT = "demo-bench"
-CLIENT_ID = "bench-client.apps.googleusercontent.com"
 ORIGIN = "http://localhost:8080"
 SCOPES = ["openid", "email", "profile", "https://www.googleapis.com/auth/drive.appdata"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class BenchStack:
+    """What a benchmark needs of the running stack."""
+
+    env: dict[str, str]  # the environment of a function instance pointed at the stack
+    control: GoogleControl
+    google_url: str
+    client_secret: str
+    secret_manager: LocalSecretManager
+    pids: dict[str, int]  # processes whose CPU time is accounted separately
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its live descendants (gunicorn's worker, the emulator's Java)."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, ()))
+    return total
 
 
 @contextmanager
-def local_stack(latency_ms: int = 50):
-    """Yields (env for a function instance, GoogleControl, LocalSecretManager, FirestoreEmulator)."""
+def local_stack(*, project: str, client_id: str, latency_ms: int = 50):
+    """Start Firestore (unless `FIRESTORE_EMULATOR_HOST` is set), Secret Manager and Google."""
     client_secret = "bench-secret-" + secrets.token_hex(8)
     firestore = None
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        firestore_host = os.environ["FIRESTORE_EMULATOR_HOST"]
-    else:
+    firestore_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if not firestore_host:
         firestore = FirestoreEmulator()
         firestore_host = firestore.host_port
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_host
     secret_manager = LocalSecretManager().start()
-    secret_manager.add_version(f"projects/{PROJECT}/secrets/client-secret", client_secret.encode())
-    secret_manager.add_version(f"projects/{PROJECT}/secrets/sealing-key",
+    secret_manager.add_version(f"projects/{project}/secrets/client-secret", client_secret.encode())
+    secret_manager.add_version(f"projects/{project}/secrets/sealing-key",
                                base64.b64encode(secrets.token_bytes(32)))
-    google = LocalGoogle(client_id=CLIENT_ID, client_secret=client_secret,
-                         javascript_origins=[ORIGIN])
-    google.start(host="127.0.0.1", port=0)
-    control = GoogleControl(google.url)
-    control.latency(latency_ms)
-    env = {
-        "GOOGLE_CLOUD_PROJECT": PROJECT,
-        "FIRESTORE_EMULATOR_HOST": firestore_host,
-        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
-        "GOOGLE_EMULATOR_HOST": google.host_port,
-        "OAUTH_CLIENT_ID": CLIENT_ID,
-        "OAUTH_CLIENT_SECRET_VERSION": f"projects/{PROJECT}/secrets/client-secret/versions/latest",
-        "TOKEN_SEALING_KEY_VERSION": f"projects/{PROJECT}/secrets/sealing-key/versions/latest",
-        "ALLOWED_ORIGINS": ORIGIN,
-        "OAUTH_SCOPES": " ".join(SCOPES),
-    }
+    google_port = free_port()
+    google = Process("local-google", [
+        sys.executable, "-m", "localdev.local_google", "--host", "127.0.0.1",
+        "--port", str(google_port), "--client-id", client_id, "--client-secret", client_secret,
+        "--origin", ORIGIN], cwd=REPO)
+    google_url = f"http://127.0.0.1:{google_port}"
     try:
-        yield env, control, secret_manager, firestore_host
+        wait_until_ready(google_url + "/_control/health", process=google.popen)
+        control = GoogleControl(google_url)
+        control.latency(latency_ms)
+        pids = {"local_google": google.popen.pid}
+        if firestore is not None:
+            pids["firestore"] = firestore.popen.pid
+        yield BenchStack(
+            env={
+                "GOOGLE_CLOUD_PROJECT": project,
+                "FIRESTORE_EMULATOR_HOST": firestore_host,
+                "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
+                "GOOGLE_EMULATOR_HOST": f"127.0.0.1:{google_port}",
+                "OAUTH_CLIENT_ID": client_id,
+                "OAUTH_CLIENT_SECRET_VERSION":
+                    f"projects/{project}/secrets/client-secret/versions/latest",
+                "TOKEN_SEALING_KEY_VERSION": f"projects/{project}/secrets/sealing-key/versions/latest",
+                "ALLOWED_ORIGINS": ORIGIN,
+                "OAUTH_SCOPES": " ".join(SCOPES),
+            },
+            control=control, google_url=google_url, client_secret=client_secret,
+            secret_manager=secret_manager, pids=pids)
     finally:
         google.stop()
         secret_manager.stop()

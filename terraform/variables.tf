@@ -327,7 +327,7 @@ variable "job_time_budget_seconds" {
 variable "job_concurrency" {
   description = "Users one run processes at once (JOB_CONCURRENCY)."
   type        = number
-  default     = 16
+  default     = 32
 
   validation {
     condition     = var.job_concurrency >= 1 && var.job_concurrency <= 64

@@ -122,7 +122,7 @@ class Config:
             users_collection=env.get("USERS_COLLECTION", "").strip() or "users",
             offline_tasks=_list(env, "OFFLINE_TASKS") or ("drive_appdata", "userinfo"),
             job_time_budget_seconds=_int(env, "JOB_TIME_BUDGET_SECONDS", 240),
-            job_concurrency=_int(env, "JOB_CONCURRENCY", 16),
+            job_concurrency=_int(env, "JOB_CONCURRENCY", 32),
             job_page_size=_int(env, "JOB_PAGE_SIZE", 200),
             job_interval_seconds=_int(env, "JOB_INTERVAL_SECONDS", 3600),
             job_claim_ttl_seconds=_int(env, "JOB_CLAIM_TTL_SECONDS", 600),

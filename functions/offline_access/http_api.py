@@ -40,6 +40,24 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str]) ->
     return response
 
 
+def _error_answer(exc: FlowError, headers: dict[str, str], log: dict[str, Any]) -> tuple[int, dict]:
+    """Status and body for a `FlowError`, with its `Retry-After` and log fields added."""
+    log["error"] = exc.code
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after or 5)
+        log["dependency"] = exc.dependency
+    if isinstance(exc, Misconfigured):
+        log["fix"] = exc.fix
+    return exc.status, exc.body()
+
+
+def _severity(status: int) -> str:
+    # 503 is an expected, retried condition; other 5xx need an operator.
+    if status >= 500 and status != 503:
+        return "ERROR"
+    return "WARNING" if status >= 400 else "INFO"
+
+
 def _read_capped_body(request: flask.Request) -> bytes:
     # Never read more than one byte past the cap, whatever the client declares.
     return request.stream.read(MAX_BODY_BYTES + 1)
@@ -79,17 +97,11 @@ def handle_exchange(
                        offline_access=body["offline_access"],
                        missing_scopes=body["missing_scopes"])
     except FlowError as exc:
-        status, body = exc.status, exc.body()
-        log.update(error=exc.code, tokens_revoked=exc.revoked)
-        if isinstance(exc, Unavailable):
-            headers["Retry-After"] = str(exc.retry_after or 5)
-            log["dependency"] = exc.dependency
-        if isinstance(exc, Misconfigured):
-            log["fix"] = exc.fix
+        status, body = _error_answer(exc, headers, log)
+        log["tokens_revoked"] = exc.revoked
     log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
-    severity = "ERROR" if status >= 500 and status != 503 else "WARNING" if status >= 400 else "INFO"
     outcome = "signed in" if status == 200 else (body or {}).get("error", "preflight")
-    emit(severity, f"exchange_code: {outcome}", outcome=outcome, **log)
+    emit(_severity(status), f"exchange_code: {outcome}", outcome=outcome, **log)
     if body is None:
         response = flask.Response(status=status)
         response.headers.update(headers)
@@ -124,14 +136,7 @@ def handle_offline_job(request: flask.Request, get_deps: Callable[[], Any]) -> f
         summary = run_offline_job(deps, run_id, log_fields=trace)
         return json_response(200, summary.body(), headers)
     except FlowError as exc:
-        status, body = exc.status, exc.body()
-        log.update(error=exc.code)
-        if isinstance(exc, Unavailable):
-            headers["Retry-After"] = str(exc.retry_after or 5)
-            log["dependency"] = exc.dependency
-        if isinstance(exc, Misconfigured):
-            log["fix"] = exc.fix
+        status, body = _error_answer(exc, headers, log)
     log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
-    severity = "ERROR" if status >= 500 and status != 503 else "WARNING"
-    emit(severity, f"offline job: {body['error']}", outcome=body["error"], **log)
+    emit(_severity(status), f"offline job: {body['error']}", outcome=body["error"], **log)
     return json_response(status, body, headers)

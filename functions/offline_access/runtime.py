@@ -36,7 +36,7 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
     if not config.allowed_origins:
         raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
     endpoints = GoogleEndpoints.from_env(environ)
-    session = make_session(pool_size=32)
+    session = make_session(pool_size=32, environ=environ)
     secrets = secret_source.SecretSource(secret_source.make_client(environ))
     return ExchangeDependencies(
         config=config,
@@ -46,7 +46,7 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         session=session,
         certificates=CertificateCache(session, endpoints.certs_pem),
         store=user_store.UserStore(
-            user_store.make_client(config.project, environ), config.users_collection
+            user_store.make_client(config.project), config.users_collection
         ),
     )
 
@@ -67,9 +67,6 @@ class Lazy:
         return self._value
 
 
-_REQUESTS_ENVIRONMENT = (
-    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-)
 
 
 def build_job_dependencies(environ: Mapping[str, str] = os.environ):
@@ -90,11 +87,7 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ):
         raise Misconfigured(str(exc)) from None
     tasks = user_tasks.resolve(config.offline_tasks)
     secrets = secret_source.SecretSource(secret_source.make_client(environ))
-    session = make_session(pool_size=config.job_concurrency)
-    if not any(environ.get(name) or environ.get(name.lower()) for name in _REQUESTS_ENVIRONMENT):
-        # requests re-reads proxy, CA-bundle and netrc settings for every request, about a tenth
-        # of the job's CPU per user; with none of them set there is nothing to re-read.
-        session.trust_env = False
+    session = make_session(pool_size=config.job_concurrency, environ=environ)
     return offline_job.JobDependencies(
         config=config,
         endpoints=GoogleEndpoints.from_env(environ),
@@ -102,7 +95,7 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ):
         sealer=TokenSealer(SealingKeys(secrets, config.sealing_key_version)),
         session=session,
         store=user_store.UserStore(
-            user_store.make_client(config.project, environ), config.users_collection
+            user_store.make_client(config.project), config.users_collection
         ),
         tasks=tasks,
         testing_mode=config.oauth_app_testing_mode,

@@ -13,34 +13,25 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import grpc
 from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
+from google.cloud import secretmanager_v1
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
 
+from .cloud_retry import TRANSIENT_ERRORS, bounded_retry
 from .errors import Misconfigured, Unavailable
 
 SECRET_MANAGER_EMULATOR_HOST = "SECRET_MANAGER_EMULATOR_HOST"
 _TIMEOUT_SECONDS = 5.0
-_TRANSIENT = (
-    api_exceptions.ServiceUnavailable,
-    api_exceptions.DeadlineExceeded,
-    api_exceptions.InternalServerError,
-    api_exceptions.TooManyRequests,
-    api_exceptions.ResourceExhausted,
-)
 
 
 def make_client(environ: Mapping[str, str] = os.environ):
     """A Secret Manager client for production, or for the local server named in the environment."""
-    from google.cloud import secretmanager_v1
-
     host_port = environ.get(SECRET_MANAGER_EMULATOR_HOST, "").strip()
     if not host_port:
         return secretmanager_v1.SecretManagerServiceClient()
-    import grpc
-    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
-        SecretManagerServiceGrpcTransport,
-    )
-
     channel = grpc.insecure_channel(host_port)
     transport = SecretManagerServiceGrpcTransport(channel=channel)
     return secretmanager_v1.SecretManagerServiceClient(transport=transport)
@@ -112,13 +103,7 @@ class SecretSource:
 
     def _access(self, version_name: str) -> SecretValue:
         self.accesses += 1
-        retry = api_retry.Retry(
-            predicate=api_retry.if_exception_type(*_TRANSIENT),
-            initial=0.1,
-            maximum=1.0,
-            multiplier=2.0,
-            timeout=_TIMEOUT_SECONDS,
-        )
+        retry = bounded_retry(_TIMEOUT_SECONDS)
         try:
             response = self._client.access_secret_version(
                 request={"name": version_name}, retry=retry, timeout=_TIMEOUT_SECONDS
@@ -128,7 +113,7 @@ class SecretSource:
                 "A service the server depends on is unavailable. Try again shortly.",
                 dependency="secret_manager",
             ) from exc
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(
                 "A service the server depends on is unavailable. Try again shortly.",
                 dependency="secret_manager",

@@ -9,15 +9,13 @@ one: Google only sends a refresh token when the user saw the consent screen.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
 from google.cloud import firestore
 
+from .cloud_retry import bounded_retry
 from .errors import Unavailable
 
 STATUS_ACTIVE = "active"
@@ -26,24 +24,11 @@ STATUS_NEEDS_REAUTH = "needs_reauth"
 PROFILE_FIELDS = ("email", "email_verified", "name", "picture", "hd")
 FIRESTORE_TIMEOUT_SECONDS = 5.0
 _WRITE_ATTEMPTS = 3
-_TRANSIENT = (
-    api_exceptions.ServiceUnavailable,
-    api_exceptions.DeadlineExceeded,
-    api_exceptions.InternalServerError,
-    api_exceptions.ResourceExhausted,
-    api_exceptions.Aborted,
-)
-_RETRY = api_retry.Retry(
-    predicate=api_retry.if_exception_type(*_TRANSIENT),
-    initial=0.1,
-    maximum=1.0,
-    multiplier=2.0,
-    timeout=FIRESTORE_TIMEOUT_SECONDS,
-)
+_RETRY = bounded_retry(FIRESTORE_TIMEOUT_SECONDS)
 
 
-def make_client(project: str, environ: Mapping[str, str] = os.environ) -> firestore.Client:
-    """A Firestore client; `FIRESTORE_EMULATOR_HOST` (read by the library) selects the emulator."""
+def make_client(project: str) -> firestore.Client:
+    """A Firestore client; the library itself reads `FIRESTORE_EMULATOR_HOST` to use the emulator."""
     return firestore.Client(project=project)
 
 

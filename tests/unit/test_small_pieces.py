@@ -123,3 +123,20 @@ def test_now_is_timezone_aware():
     from offline_access.code_exchange import ExchangeDependencies
     now = ExchangeDependencies.__dataclass_fields__["now"].default()
     assert now.tzinfo is dt.timezone.utc
+
+
+class TestHttpSession:
+    def test_ca_bundle_is_read_once_when_no_proxy_is_set(self):
+        from offline_access.http_session import make_session
+        session = make_session(environ={"REQUESTS_CA_BUNDLE": "/etc/ssl/bundle.pem"})
+        assert session.trust_env is False and session.verify == "/etc/ssl/bundle.pem"
+
+    def test_proxies_keep_requests_environment_handling(self):
+        from offline_access.http_session import make_session
+        session = make_session(environ={"https_proxy": "http://proxy.internal:3128"})
+        assert session.trust_env is True and session.verify is True
+
+    def test_pool_fits_the_concurrency(self):
+        from offline_access.http_session import make_session
+        adapter = make_session(pool_size=48, environ={}).get_adapter("https://oauth2.googleapis.com")
+        assert adapter._pool_maxsize == 48
