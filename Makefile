@@ -49,6 +49,7 @@ dev: $(STAMP)
 job:
 	@curl -sS -X POST -H "X-CloudScheduler-ScheduleTime: $$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 		http://localhost:8082/ && echo
+	@$(PY) -m localdev.dev_report
 
 # Run every test: unit, integration, browser and Terraform checks.
 .PHONY: test

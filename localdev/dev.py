@@ -24,7 +24,9 @@ import threading
 from pathlib import Path
 
 import requests
+from google.cloud import firestore as gcloud_firestore
 
+from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer
 from .site_config import write_config
@@ -41,6 +43,8 @@ LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
+DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
+                      {"name": "progress.json", "mimeType": "application/json"}]
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -54,8 +58,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def run_scheduler(job_url: str, stop: threading.Event) -> None:
-    """Cloud Scheduler's part: POST to the job every minute with the schedule time header."""
+def run_scheduler(job_url: str, stop: threading.Event, report) -> None:
+    """Cloud Scheduler's part: POST to the job every minute with the schedule time header,
+    then print what the run did for each user."""
     while not stop.wait(JOB_EVERY_SECONDS):
         schedule_time = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
         try:
@@ -67,6 +72,7 @@ def run_scheduler(job_url: str, stop: threading.Event) -> None:
             )
             print(f"[scheduler] offline job: {response.status_code} {response.text.strip()[:300]}",
                   flush=True)
+            print("\n".join(report()), flush=True)
         except requests.RequestException as exc:
             print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
 
@@ -144,6 +150,8 @@ def main() -> int:
                                  javascript_origins=[f"http://localhost:{PAGE_PORT}"])
             google.start(host="127.0.0.1", port=GOOGLE_PORT)
             started.append(google)
+            for user in google.control.users():  # something for the Drive task to find
+                google.control.drive_files(user["sub"], DEMO_APPDATA_FILES)
             env["GOOGLE_EMULATOR_HOST"] = google.host_port
             # The same host spelling as GOOGLE_EMULATOR_HOST: the ID token's `picture` points
             # there, and the page's CSP (derived from this URL) must allow it.
@@ -162,7 +170,10 @@ def main() -> int:
         site = StaticSite(exchange_url=exchange_url, gis_script_url=gis_script_url,
                           port=PAGE_PORT).start()
         started.append(site)
-        threading.Thread(target=run_scheduler, args=(job.url, stop), daemon=True).start()
+        os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host_port
+        report_client = gcloud_firestore.Client(project=PROJECT)
+        threading.Thread(target=run_scheduler, daemon=True,
+                         args=(job.url, stop, lambda: user_lines(report_client))).start()
 
         print(f"""
   sign-in page         http://localhost:{PAGE_PORT}
