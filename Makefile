@@ -74,9 +74,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
 
 
-# Run the unit and exchange tests under Python 3.12 too (the Cloud Functions runtime).
+# A Python 3.12 interpreter (the Cloud Functions runtime): pyenv's, or python3.12 on PATH.
+PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
+
+# Run the unit, integration and local-Google tests under Python 3.12 too.
 .PHONY: test-py312
 test-py312:
-	test -x .venv312/bin/python || python3.12 -m venv .venv312
+	test -x .venv312/bin/python || $(PY312) -m venv .venv312
 	.venv312/bin/python -m pip install --quiet -r requirements-dev.txt
 	.venv312/bin/python -m pytest -n $(TEST_WORKERS) -q tests/unit tests/integration tests/localdev/test_local_google.py
