@@ -82,9 +82,13 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
     """
     config = deps.config
     _prefetch(deps)
-    secret = deps.background.submit(deps.secrets.get, config.client_secret_version)
-    deps.sealer.check_ready()
-    client_secret = secret.result().data.decode()
+    if deps.secrets.is_cached(config.client_secret_version):
+        deps.sealer.check_ready()
+        client_secret = deps.secrets.get(config.client_secret_version).data.decode()
+    else:  # a cold instance: read the secret and the sealing key at the same time
+        secret = deps.background.submit(deps.secrets.get, config.client_secret_version)
+        deps.sealer.check_ready()
+        client_secret = secret.result().data.decode()
     tokens = exchange_code(
         deps.session,
         deps.endpoints.token,
@@ -118,7 +122,8 @@ def _prefetch(deps: ExchangeDependencies) -> None:
     """
     if deps.certificates.stale():
         deps.background.submit(deps.certificates.certs_for, None)
-    if not deps.store.connected:
+    if not deps.store.connect_attempted:
+        deps.store.connect_attempted = True  # before submitting: concurrent requests race here
         deps.background.submit(deps.store.connect)
 
 

@@ -82,6 +82,9 @@ class SecretSource:
         self._lock = threading.Lock()
         self.accesses = 0  # calls made to Secret Manager, for tests and benchmarks
 
+    def is_cached(self, version_name: str) -> bool:
+        return version_name in self._cache
+
     def get(self, version_name: str) -> SecretValue:
         """The secret at `version_name` (`.../versions/N` or `.../versions/latest`).
 

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
@@ -68,16 +69,17 @@ class UserStore:
     def __init__(self, client: firestore.Client, collection: str = "users") -> None:
         self.client = client
         self.collection = client.collection(collection)
-        self.connected = False
+        self.connect_attempted = False
 
     def connect(self, timeout: float = FIRESTORE_TIMEOUT_SECONDS) -> None:
-        """Open the gRPC channel now (no read, no cost), so the first real call does not wait."""
-        import grpc
+        """Open the gRPC channel now (no read, no cost), so the first real call does not wait.
 
+        Tried once per instance: if Firestore is unreachable, the real calls report it.
+        """
+        self.connect_attempted = True
         try:
             channel = self.client._firestore_api._transport.grpc_channel
             grpc.channel_ready_future(channel).result(timeout=timeout)
-            self.connected = True
         except (AttributeError, grpc.FutureTimeoutError):
             pass  # an optimisation only: the first real call connects anyway
 
