@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from localdev.processes import REPO
@@ -54,6 +55,19 @@ def decide(popup: Page, decision: str = "allow", screenshot: str | None = None) 
         save_screenshot(popup, screenshot)
     with popup.expect_event("close"):
         popup.click(f"#{decision}")
+
+
+def press_enter_and_expect_close(popup: Page) -> None:
+    """Presses Enter on the focused control of a popup that closes itself once it has answered."""
+    with popup.expect_event("close"):
+        try:
+            popup.keyboard.press("Enter")
+        except PlaywrightError:
+            # Enter's keydown submits the form; when the answer comes back fast, the popup is gone
+            # before Playwright sends the keyup (TargetClosedError, not public API). Any other
+            # error leaves the popup open, and expect_event("close") fails the test; the callers
+            # then check what the popup handed back.
+            pass
 
 
 def sign_in(page: Page, *, account: str = ALICE, untick: tuple[str, ...] = (),

@@ -26,6 +26,7 @@ from tests.browser.flows import (
     expect_signed_out,
     open_consent,
     permission_states,
+    press_enter_and_expect_close,
     save_screenshot,
     sign_in,
 )
@@ -276,8 +277,7 @@ def test_keyboard_only_sign_in(page: Page):
             break
         popup.keyboard.press("Tab")
     expect(popup.locator("#allow")).to_be_focused()
-    with popup.expect_event("close"):
-        popup.keyboard.press("Enter")
+    press_enter_and_expect_close(popup)
 
     expect_signed_in(page, BOB)
     # Focus moves to the result, so a screen reader or keyboard user continues from there.

@@ -13,6 +13,7 @@ import requests
 from playwright import sync_api
 
 from localdev.local_google import GoogleControl, LocalGoogle
+from tests.browser.flows import press_enter_and_expect_close
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 CLIENT_ID = "browser-cid.apps.googleusercontent.com"
@@ -144,8 +145,7 @@ def test_keyboard_only_consent(page):
     popup.focus("#custom-email")
     popup.keyboard.type("kim@example.com")
     popup.focus("#allow")
-    with popup.expect_event("close"):
-        popup.keyboard.press("Enter")
+    press_enter_and_expect_close(popup)
 
     assert first_result(page)["response"]["code"].startswith("4/")
 
