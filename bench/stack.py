@@ -10,6 +10,7 @@ import base64
 import os
 import secrets
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,21 @@ def process_tree_cpu_seconds(pid: int) -> float:
         total += times.get(current, 0.0)
         stack.extend(children.get(current, ()))
     return total
+
+
+def wait_until_idle(pids: dict[str, int], *, interval: float = 0.25, busy_share: float = 0.05,
+                    timeout: float = 20.0) -> float:
+    """Wait until the stack's processes (the emulator's JVM collecting garbage after a load, say)
+    use under `busy_share` of one core, so that they do not skew a timing; returns the wait."""
+    started = time.monotonic()
+    before = sum(process_tree_cpu_seconds(pid) for pid in pids.values())
+    while time.monotonic() - started < timeout:
+        time.sleep(interval)
+        after = sum(process_tree_cpu_seconds(pid) for pid in pids.values())
+        if after - before < busy_share * interval:
+            break
+        before = after
+    return time.monotonic() - started
 
 
 @contextmanager

@@ -2,11 +2,12 @@
 
 import functions_framework
 
-from offline_access import http_api, runtime
+from offline_access import code_exchange, http_api, runtime
 from offline_access.structured_log import configure_python_logging
 
 configure_python_logging()
 _exchange = runtime.Lazy(runtime.build_exchange_dependencies)
+runtime.warm_up_in_each_worker("exchange_code", _exchange, code_exchange.warm_up)
 
 
 @functions_framework.http

@@ -141,6 +141,7 @@ class FunctionServer(Process):
         full_env = dict(os.environ)
         full_env.update(env)
         full_env["PYTHONPATH"] = str(FUNCTIONS_DIR)
+        full_env["FUNCTION_TARGET"] = target  # as Cloud Run functions sets it at launch
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         super().__init__(target, argv, env=full_env, cwd=FUNCTIONS_DIR, output=output)
         try:

@@ -113,6 +113,16 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
         raise error from exc
 
 
+def warm_up(deps: ExchangeDependencies) -> None:
+    """A new instance's first work, done before its first sign-in needs it.
+
+    Raises whatever a step raises (`FlowError`s): the sign-in repeats the step and answers it.
+    """
+    _prefetch(deps)
+    deps.secrets.get(deps.config.client_secret_version)
+    deps.sealer.check_ready()
+
+
 def _prefetch(deps: ExchangeDependencies) -> None:
     """Start what the request will need later while Google works on the code.
 

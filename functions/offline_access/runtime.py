@@ -6,6 +6,7 @@ libraries, and tests can build dependencies of their own with the same construct
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -67,6 +68,39 @@ class Lazy:
         return self._value
 
 
+FUNCTION_TARGET = "FUNCTION_TARGET"
+
+
+def warm_up_in_each_worker(
+    target: str,
+    lazy: Lazy,
+    warm: Callable[[T], None],
+    environ: Mapping[str, str] = os.environ,
+) -> bool:
+    """Build `target`'s dependencies and do its first calls as soon as a worker process exists.
+
+    functions-framework imports the source in gunicorn's master, then forks the worker that
+    serves requests. Threads and gRPC channels do not survive a fork (a warm-up started at
+    import deadlocks the worker), so the warm-up starts in each new worker instead, alongside
+    its first request, which then waits for that work rather than doing it again. Only the
+    function this instance serves warms up: `FUNCTION_TARGET` names it, as Cloud Run functions'
+    buildpack sets it at launch. Returns whether a warm-up was registered.
+    """
+    if environ.get(FUNCTION_TARGET) != target:
+        return False
+
+    def run() -> None:
+        try:
+            warm(lazy.get())
+        except Exception as exc:  # the first request repeats each step and reports the failure
+            logging.getLogger(__name__).info(
+                "%s warm-up stopped at %s; the first request will retry", target,
+                type(exc).__name__)
+
+    os.register_at_fork(
+        after_in_child=lambda: threading.Thread(target=run, name="warm-up", daemon=True).start()
+    )
+    return True
 
 
 def build_job_dependencies(environ: Mapping[str, str] = os.environ):

@@ -1,9 +1,12 @@
 """The user documents in Firestore: one per Google account, keyed by the verified `sub`.
 
-A sign-in is recorded in one atomic write guarded by a precondition on the document's previous
-state (optimistic concurrency with bounded time, unlike a Firestore transaction whose commit
-retries for up to a minute). A token response without a refresh token never erases the stored
-one: Google only sends a refresh token when the user saw the consent screen.
+A sign-in with a new refresh token does not depend on what is stored, so it is written without
+a read: one `create` for a new user, or an `update` after that create finds the user there. A
+sign-in without one is read first and written in one atomic write guarded by a precondition on
+the document's previous state (optimistic concurrency with bounded time, unlike a Firestore
+transaction whose commit retries for up to a minute). A token response without a refresh token
+never erases the stored one: Google only sends a refresh token when the user saw the consent
+screen.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class UserStore:
         ref = self.ref(record.sub)
         for _ in range(_WRITE_ATTEMPTS):
             try:
+                if record.sealed_refresh_token is not None:
+                    return self._record_with_refresh_token(ref, record, now)
                 snapshot = ref.get(retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
                 previous = snapshot.to_dict() if snapshot.exists else None
                 fields, status = _sign_in_fields(record, previous, now)
@@ -120,6 +125,22 @@ class UserStore:
             except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
                 raise firestore_unavailable() from exc
         raise firestore_unavailable()
+
+    def _record_with_refresh_token(self, ref, record: SignInRecord, now: dt.datetime) -> SignInOutcome:
+        # With a new refresh token the written fields do not depend on the stored document, so
+        # no read is needed: a new user costs one call, a returning one two (create, update).
+        fields, status = _sign_in_fields(record, None, now)
+        try:
+            ref.create({**fields, "created_at": now}, retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
+            return SignInOutcome(status=status, created=True)
+        except api_exceptions.AlreadyExists:
+            pass
+        fields, status = _sign_in_fields(record, {}, now)
+        try:
+            ref.update(fields, retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
+        except api_exceptions.NotFound:
+            raise api_exceptions.FailedPrecondition("deleted since the create") from None
+        return SignInOutcome(status=status, created=False)
 
 
 def _sign_in_fields(

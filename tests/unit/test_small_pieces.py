@@ -1,4 +1,4 @@
-"""Pure helpers: CRC32C, Retry-After, scopes, configuration, log masking."""
+"""Pure helpers: CRC32C, Retry-After, scopes, configuration, log masking, warm-up choice."""
 
 import datetime as dt
 import email.utils
@@ -140,3 +140,24 @@ class TestHttpSession:
         from offline_access.http_session import make_session
         adapter = make_session(pool_size=48, environ={}).get_adapter("https://oauth2.googleapis.com")
         assert adapter._pool_maxsize == 48
+
+
+def test_only_the_served_function_registers_a_warm_up(monkeypatch):
+    import os
+
+    from offline_access import runtime
+
+    registered = []
+    monkeypatch.setattr(os, "register_at_fork", lambda **hooks: registered.append(hooks))
+    lazy = runtime.Lazy(lambda: None)
+
+    def warm(deps):
+        return None
+
+    assert not runtime.warm_up_in_each_worker("exchange_code", lazy, warm, environ={})
+    assert not runtime.warm_up_in_each_worker(
+        "exchange_code", lazy, warm, environ={"FUNCTION_TARGET": "run_offline_job"})
+    assert registered == []
+    assert runtime.warm_up_in_each_worker(
+        "exchange_code", lazy, warm, environ={"FUNCTION_TARGET": "exchange_code"})
+    assert list(registered[0]) == ["after_in_child"]

@@ -105,6 +105,69 @@ def test_a_second_sign_in_without_refresh_token_keeps_the_first(exchange, google
     assert doc["signed_in_at"] > doc["created_at"]
 
 
+def test_a_new_consent_replaces_the_refresh_token_and_keeps_the_rest(exchange, google):
+    assert exchange.sign_in(mint(google)).status == 200
+    first = exchange.user_doc(ALICE)
+    claim = {"job.claim_id": "claim-1", "job.failure_count": 3, "status": "needs_reauth",
+             "reauth_reason": "invalid_grant"}
+    exchange.deps.store.ref(ALICE).update(claim)
+
+    answer = exchange.sign_in(mint(google, prompt="consent"))  # consent again: a new refresh token
+
+    assert answer.status == 200 and answer.body["offline_access"] is True
+    doc = exchange.user_doc(ALICE)
+    assert doc["refresh_token"] != first["refresh_token"]
+    assert doc["created_at"] == first["created_at"] and doc["signed_in_at"] > first["signed_in_at"]
+    assert doc["status"] == "active" and doc["reauth_reason"] is None
+    assert doc["job"] == {"claim_id": "claim-1", "failure_count": 0}  # a running claim is kept
+
+
+def test_first_sign_ins_of_one_user_in_parallel_leave_one_consistent_document(make_exchange, google):
+    instances = [make_exchange() for _ in range(4)]  # four instances, as under a burst of traffic
+    codes = [mint(google, prompt="consent") for _ in instances]
+    with concurrent.futures.ThreadPoolExecutor(len(instances)) as pool:
+        answers = list(pool.map(lambda instance, code: instance.sign_in(code), instances, codes))
+
+    assert [a.status for a in answers] == [200] * 4
+    assert all(a.body["offline_access"] for a in answers)
+    doc = instances[0].user_doc(ALICE)
+    assert list(instances[0].all_docs()) == [ALICE]
+    sealer = instances[0].deps.sealer
+    assert sealer.open(doc["refresh_token"], sub=ALICE, field="refresh_token").startswith("1//")
+    assert doc["status"] == "active" and doc["job"] == {"failure_count": 0}
+
+
+def test_a_document_deleted_between_create_and_update_is_created_again(exchange, google):
+    assert exchange.sign_in(mint(google)).status == 200
+    store = exchange.deps.store
+    real_ref = store.ref
+
+    class DeletedAfterCreateFails:
+        """The user's document, deleted by someone else right after our create found it there."""
+
+        def __init__(self, ref):
+            self._ref = ref
+
+        def create(self, *args, **kwargs):
+            try:
+                return self._ref.create(*args, **kwargs)
+            except Exception:
+                self._ref.delete()
+                store.ref = real_ref  # once
+                raise
+
+        def __getattr__(self, name):
+            return getattr(self._ref, name)
+
+    store.ref = lambda sub: DeletedAfterCreateFails(real_ref(sub))
+
+    answer = exchange.sign_in(mint(google, prompt="consent"))
+
+    assert answer.status == 200 and answer.body["offline_access"] is True
+    doc = exchange.user_doc(ALICE)
+    assert doc["status"] == "active" and doc["created_at"] == doc["signed_in_at"]
+
+
 def test_a_user_who_never_got_a_refresh_token_lacks_offline_access(exchange, google):
     answer = exchange.sign_in(mint(google, offline=False))
     assert answer.status == 200 and answer.body["offline_access"] is False
