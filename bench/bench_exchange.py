@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.stack import ORIGIN, SCOPES, local_stack, process_tree_cpu_seconds, wait_until_idle
-from localdev.processes import FUNCTIONS_DIR, REPO, FunctionServer, free_port
+from localdev.processes import FUNCTIONS_DIR, REPO, FunctionServer, Process, free_port
 
 RESULTS = REPO / "bench" / "results" / "exchange.json"
 PROJECT = "demo-bench-exchange"
@@ -109,11 +109,6 @@ def own_cpu_run(env, control, n: int) -> dict:
     }
 
 
-def _start(argv: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
-    return subprocess.Popen(argv, env=env, cwd=str(cwd), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-
-
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
     """Return as soon as the port accepts a connection: a 2 ms poll, so both processes are timed
     to within a few ms (an HTTP poll every 50 ms would add up to 50 ms of noise to each)."""
@@ -129,50 +124,40 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) 
     raise TimeoutError(f"port {port} did not open within {timeout:.0f} s")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, 15)
-    process.wait()
-
-
 def cold_start(env, control, runs: int) -> dict:
     """Process start to first successful exchange, against process start to first response of
     the minimal function; the two are started alternately and timed the same way: the request
     goes out as soon as the port accepts, as a platform's front end forwards a waiting request."""
-    functions_env = {**os.environ, **env, "PYTHONPATH": str(FUNCTIONS_DIR),
-                     "FUNCTION_TARGET": "exchange_code"}
     ours, ours_ready, minimal, minimal_ready = [], [], [], []
     for i in range(runs):
         code = mint_codes(control, 1, f"cold{i}-")[0]
-        port = free_port()
         started = time.perf_counter()
-        process = _start([sys.executable, "-m", "functions_framework", "--target", "exchange_code",
-                          "--source", str(FUNCTIONS_DIR / "main.py"), "--host", "127.0.0.1",
-                          "--port", str(port)], functions_env, FUNCTIONS_DIR)
+        server = FunctionServer("exchange_code", env, wait=False)
         try:
-            _wait_for_port(port, process)
+            _wait_for_port(server.port, server.popen)
             ours_ready.append(time.perf_counter() - started)
-            response = requests.post(f"http://127.0.0.1:{port}/", json={"code": code},
-                                     headers=HEADERS, timeout=30)
+            response = requests.post(server.url, json={"code": code}, headers=HEADERS, timeout=30)
             assert response.status_code == 200, response.text
             ours.append(time.perf_counter() - started)
         finally:
-            _stop(process)
+            server.stop()
 
         port = free_port()
         started = time.perf_counter()
-        process = _start([sys.executable, "-m", "functions_framework", "--target", "minimal",
-                          "--source", str(REPO / "bench" / "minimal_function" / "main.py"),
-                          "--host", "127.0.0.1", "--port", str(port)], dict(os.environ), REPO)
+        process = Process("minimal", [
+            sys.executable, "-m", "functions_framework", "--target", "minimal", "--source",
+            str(REPO / "bench" / "minimal_function" / "main.py"), "--host", "127.0.0.1",
+            "--port", str(port)], cwd=REPO)
         try:
-            _wait_for_port(port, process)
+            _wait_for_port(port, process.popen)
             minimal_ready.append(time.perf_counter() - started)
             response = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
             assert response.status_code == 200, response.text
             minimal.append(time.perf_counter() - started)
         finally:
-            _stop(process)
+            process.stop()
     ours_median, minimal_median = statistics.median(ours), statistics.median(minimal)
-    ready_median = statistics.median(ours_ready)
+    ready_median, minimal_ready_median = statistics.median(ours_ready), statistics.median(minimal_ready)
     return {
         "runs": runs,
         "exchange_first_success_ms": round(ours_median * 1000),
@@ -181,8 +166,8 @@ def cold_start(env, control, runs: int) -> dict:
         # Process start until the port accepts: the startup code alone, without the first
         # exchange's calls to Google, Secret Manager and Firestore.
         "exchange_ready_ms": round(ready_median * 1000),
-        "ready_ratio": round(ready_median / statistics.median(minimal_ready), 2),
-        "minimal_ready_ms": round(statistics.median(minimal_ready) * 1000),
+        "ready_ratio": round(ready_median / minimal_ready_median, 2),
+        "minimal_ready_ms": round(minimal_ready_median * 1000),
         "all_runs_ms": {"exchange_first_success": [round(x * 1000) for x in ours],
                         "minimal_first_response": [round(x * 1000) for x in minimal],
                         "exchange_ready": [round(x * 1000) for x in ours_ready],

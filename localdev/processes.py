@@ -132,7 +132,7 @@ class FunctionServer(Process):
     """functions-framework serving one target of `functions/main.py`."""
 
     def __init__(self, target: str, env: Mapping[str, str], port: int | None = None,
-                 output: IO | None = None, host: str = "127.0.0.1") -> None:
+                 output: IO | None = None, host: str = "127.0.0.1", wait: bool = True) -> None:
         self.port = port or free_port()
         self.url = f"http://{host}:{self.port}"
         argv = [sys.executable, "-m", "functions_framework", "--target", target,
@@ -144,6 +144,8 @@ class FunctionServer(Process):
         full_env["FUNCTION_TARGET"] = target  # as Cloud Run functions sets it at launch
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         super().__init__(target, argv, env=full_env, cwd=FUNCTIONS_DIR, output=output)
+        if not wait:  # the caller times the start itself
+            return
         try:
             wait_until_ready(self.url + "/", timeout=30, process=self.popen)
         except Exception:

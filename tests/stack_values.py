@@ -11,5 +11,5 @@ SEALING_KEY = secrets.token_bytes(32)
 SEALING_KEY_B64 = base64.b64encode(SEALING_KEY).decode()
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 DRIVE_APPDATA = "https://www.googleapis.com/auth/drive.appdata"
-
-
+# What the sign-in page sends with every exchange request (the CSRF header and its origin).
+PAGE_HEADERS = {"X-Requested-With": "XMLHttpRequest", "Origin": PAGE_ORIGIN}

@@ -120,8 +120,12 @@ class UserStore:
                     batch.update(ref, fields, option=option)
                 batch.commit(retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
                 return SignInOutcome(status=status, created=previous is None)
-            except (api_exceptions.AlreadyExists, api_exceptions.FailedPrecondition):
-                continue  # a concurrent sign-in of the same user won the race: re-read
+            except (
+                api_exceptions.AlreadyExists,
+                api_exceptions.FailedPrecondition,
+                api_exceptions.NotFound,
+            ):
+                continue  # a concurrent sign-in or deletion of the same user won the race: again
             except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
                 raise firestore_unavailable() from exc
         raise firestore_unavailable()
@@ -135,11 +139,10 @@ class UserStore:
             return SignInOutcome(status=status, created=True)
         except api_exceptions.AlreadyExists:
             pass
+        # The user exists: fields for an update, where `job.failure_count` is a dotted path that
+        # keeps the job's other fields (a running claim). NotFound (deleted meanwhile) is retried.
         fields, status = _sign_in_fields(record, {}, now)
-        try:
-            ref.update(fields, retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
-        except api_exceptions.NotFound:
-            raise api_exceptions.FailedPrecondition("deleted since the create") from None
+        ref.update(fields, retry=_RETRY, timeout=FIRESTORE_TIMEOUT_SECONDS)
         return SignInOutcome(status=status, created=False)
 
 

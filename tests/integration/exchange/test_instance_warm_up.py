@@ -13,10 +13,7 @@ import grpc
 import requests
 
 from localdev.processes import FunctionServer
-from tests.stack_values import CLIENT_ID, CLIENT_SECRET, DRIVE_APPDATA, PAGE_ORIGIN
-
-SCOPES = ["openid", "email", "profile", DRIVE_APPDATA]
-HEADERS = {"X-Requested-With": "XMLHttpRequest", "Origin": PAGE_ORIGIN}
+from tests.stack_values import CLIENT_ID, CLIENT_SECRET, PAGE_HEADERS, SCOPES
 
 
 def certificate_fetches(google) -> int:
@@ -32,7 +29,7 @@ def wait_for(condition, timeout: float = 15.0) -> None:
 
 def sign_in(server: FunctionServer, google) -> requests.Response:
     code = google.mint_code(client_id=CLIENT_ID, email="alice@example.com", scopes=SCOPES)["code"]
-    return requests.post(server.url, json={"code": code}, headers=HEADERS, timeout=30)
+    return requests.post(server.url, json={"code": code}, headers=PAGE_HEADERS, timeout=30)
 
 
 def test_a_new_worker_reads_its_secrets_and_certificates_before_any_request(

@@ -18,14 +18,11 @@ from localdev.processes import FunctionServer
 from tests.stack_values import (
     CLIENT_ID,
     CLIENT_SECRET,
-    DRIVE_APPDATA,
-    PAGE_ORIGIN,
+    PAGE_HEADERS,
+    SCOPES,
     SEALING_KEY,
     SEALING_KEY_B64,
 )
-
-SCOPES = ["openid", "email", "profile", DRIVE_APPDATA]
-HEADERS = {"X-Requested-With": "XMLHttpRequest", "Origin": PAGE_ORIGIN}
 
 
 def encodings(secret: str) -> set[str]:
@@ -51,7 +48,7 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
     answers: list[str] = []
     codes: list[str] = []
 
-    def post(body, content_type="application/json", headers=HEADERS):
+    def post(body, content_type="application/json", headers=PAGE_HEADERS):
         response = requests.post(url, data=body, timeout=30,
                                  headers={**headers, "Content-Type": content_type})
         answers.append(f"{response.status_code} {dict(response.headers)} {response.text}")
@@ -79,7 +76,7 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
     google.fault(path="/oauth2/v1/certs", status=500)
     assert post(json.dumps({"code": mint(email="carol@example.net")})).status_code in (200, 503)
     assert post(json.dumps({"code": mint(email="dave@example.com")}), "application/json",
-                {**HEADERS, "X-Cloud-Trace-Context": "0123abcd/1;o=1"}).status_code == 200
+                {**PAGE_HEADERS, "X-Cloud-Trace-Context": "0123abcd/1;o=1"}).status_code == 200
 
     # The tokens Google issued are read back from Firestore with the (test-known) sealing key.
     from google.cloud import firestore
