@@ -33,6 +33,7 @@ from .job_claims import DueUser
 from .retry_policy import Backoff
 from .token_endpoint import TokenResponse, _never_sent, parse_retry_after
 from .token_sealing import SealError, TokenSealer
+from .user_store import stored_time
 
 T = TypeVar("T")
 
@@ -98,11 +99,6 @@ class Retrier:
                 attempt += 1
 
 
-def _aware(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return None
-
 
 @dataclass
 class RefreshedToken:
@@ -157,7 +153,7 @@ class UserTokens:
             raise UnreadableToken() from None
         self._access: str | None = None
         self._expires_at: dt.datetime | None = None
-        expires_at = _aware(user.data.get("access_token_expires_at"))
+        expires_at = stored_time(user.data.get("access_token_expires_at"))
         if expires_at is not None and expires_at - now() > ACCESS_TOKEN_MARGIN:
             try:
                 self._access = sealer.open(

@@ -38,6 +38,7 @@ from .user_store import (
     STATUS_ACTIVE,
     UserStore,
     firestore_unavailable,
+    stored_time,
 )
 
 # Why a due user was not claimed by this run.
@@ -50,11 +51,6 @@ SKIP_GONE = "deleted"
 
 _FIRESTORE_ERRORS = (api_exceptions.GoogleAPICallError, api_exceptions.RetryError)
 
-
-def _when(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return None
 
 
 @dataclass
@@ -98,10 +94,10 @@ def skip_reason(user: DueUser, run_id: str, now: dt.datetime) -> str | None:
     job = user.job
     if job.get("last_run_id") == run_id:
         return SKIP_DONE_IN_THIS_RUN
-    claim_expires = _when(job.get("claim_expires_at"))
+    claim_expires = stored_time(job.get("claim_expires_at"))
     if job.get("claim_id") and claim_expires is not None and claim_expires > now:
         return SKIP_CLAIMED
-    due = _when(user.data.get("next_run_at"))
+    due = stored_time(user.data.get("next_run_at"))
     if due is None or due > now:
         return SKIP_NOT_DUE
     return None

@@ -34,6 +34,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from .user_store import stored_time
+
 UNREADABLE_TOKEN = "unreadable_token"
 REAUTH_REQUIRED = "reauth_required"
 TESTING_MODE_EXPIRY = "testing_mode_expiry"
@@ -66,21 +68,16 @@ _IDENTITY_SCOPES = frozenset({
 })
 
 
-def _when(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return None
-
 
 def consent_time(record: dict[str, Any]) -> dt.datetime | None:
     """When the user last consented, as far as the document knows (`signed_in_at`)."""
-    return _when(record.get("signed_in_at")) or _when(record.get("created_at"))
+    return stored_time(record.get("signed_in_at")) or stored_time(record.get("created_at"))
 
 
 def last_use(record: dict[str, Any]) -> dt.datetime | None:
     """When the refresh token was last used: the later of consent and our last refresh."""
     job = record.get("job") if isinstance(record.get("job"), dict) else {}
-    times = [t for t in (consent_time(record), _when(job.get("refreshed_at"))) if t is not None]
+    times = [t for t in (consent_time(record), stored_time(job.get("refreshed_at"))) if t is not None]
     return max(times) if times else None
 
 

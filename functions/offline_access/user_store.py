@@ -36,6 +36,14 @@ def make_client(project: str) -> firestore.Client:
     return firestore.Client(project=project)
 
 
+def stored_time(value: Any) -> dt.datetime | None:
+    """A timestamp field of a user document as an aware datetime (UTC when stored naive), or
+    None when the field is absent or not a time."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
 def firestore_unavailable() -> Unavailable:
     return Unavailable(
         "The server's database is unavailable. Try again shortly.", dependency="firestore"

@@ -88,8 +88,9 @@ class TerraformConfig:
     def data(self, rtype: str) -> dict[str, dict[str, Any]]:
         return self.resources_of("data", rtype)
 
-    def _named(self, kind: str) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def _named(self, kind: str) -> dict[str, Any]:
+        """Top-level `kind` blocks merged by name (variables, outputs, locals); no name twice."""
+        found: dict[str, Any] = {}
         for _, entry in self._top(kind):
             for name, body in entry.items():
                 if name.startswith("__"):
@@ -108,14 +109,7 @@ class TerraformConfig:
 
     @property
     def locals(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for _, entry in self._top("locals"):
-            for name, value in entry.items():
-                if name.startswith("__"):
-                    continue
-                assert name not in merged, f"local {name} declared twice"
-                merged[name] = value
-        return merged
+        return self._named("locals")
 
     def text(self) -> str:
         return "\n".join(self.texts.values())
