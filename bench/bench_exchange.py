@@ -89,11 +89,11 @@ def warm_run(env, control, n: int, concurrency: int) -> dict:
 
 def own_cpu_run(env, control, n: int) -> dict:
     sys.path.insert(0, str(FUNCTIONS_DIR))
-    from offline_access import runtime
-    from offline_access.code_exchange import complete_sign_in
-    from offline_access.request_guard import SignInRequest
+    from offline_access import wiring
+    from offline_access.signin.exchange import complete_sign_in
+    from offline_access.signin.request_guard import SignInRequest
 
-    deps = runtime.build_exchange_dependencies(env)
+    deps = wiring.build_exchange_dependencies(env)
     for code in mint_codes(control, 3, "own-warmup"):
         complete_sign_in(SignInRequest(code), deps)
     samples = []

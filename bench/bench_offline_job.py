@@ -9,7 +9,7 @@ Google runs in its own process and answers every call after a fixed latency (def
 Measured, each in a fresh worker process (so CPU and peak memory are its own):
 
 - `job`: `run_offline_job` called in-process with the production dependencies
-  (`runtime.build_job_dependencies`), tasks `drive_appdata` only (the same work as the baseline:
+  (`wiring.build_job_dependencies`), tasks `drive_appdata` only (the same work as the baseline:
   refresh, then Drive), for each N in `--users`.
 - `baseline`: the seed's pattern on the same kind of data, one user at a time: read the due users,
   and for each a new `google.oauth2.credentials.Credentials`, a new `AuthorizedSession` (new
@@ -77,9 +77,10 @@ def mint_refresh_tokens(google_url: str, client_secret: str, n: int) -> list[dic
 def seed_collection(env: dict, collection: str, users: list[dict]) -> float:
     """Write the users as the exchange would (sealed tokens), in batches of 500. Seconds taken."""
     sys.path.insert(0, str(FUNCTIONS_DIR))
-    from offline_access import runtime, user_store
+    from offline_access import wiring
+    from offline_access.store import users as user_store
 
-    deps = runtime.build_exchange_dependencies(env)
+    deps = wiring.build_exchange_dependencies(env)
     store = user_store.UserStore(deps.store.client, collection)
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
@@ -99,7 +100,7 @@ def seed_collection(env: dict, collection: str, users: list[dict]) -> float:
                                                      field="access_token"),
                 access_token_expires_at=stale,
             )
-            fields, _ = user_store._sign_in_fields(record, None, now - dt.timedelta(hours=1))
+            fields, _ = user_store.sign_in_fields(record, None, now - dt.timedelta(hours=1))
             fields["created_at"] = fields["signed_in_at"]
             batch.set(store.ref(sub), fields)
         batch.commit()
@@ -142,9 +143,10 @@ def _time_calls(spent: dict[str, float], lock, owner, name: str, kind: str) -> N
 def worker_job(env: dict, users: int) -> dict:
     import threading
 
-    from offline_access import access_tokens, offline_job, runtime
-    from offline_access.job_claims import JobStore
-    from offline_access.offline_job import run_offline_job
+    from offline_access import wiring
+    from offline_access.offline import api_session, one_user
+    from offline_access.offline import run as offline_run
+    from offline_access.store.job_claims import JobStore
 
     # Where each user's time goes: Firestore writes, Google calls, the rest (ours, and waiting
     # for the GIL or a core).
@@ -152,16 +154,16 @@ def worker_job(env: dict, users: int) -> dict:
     lock = threading.Lock()
     _time_calls(spent, lock, JobStore, "claim", "firestore")
     _time_calls(spent, lock, JobStore, "finish", "firestore")
-    _time_calls(spent, lock, offline_job, "refresh_access_token", "google")
-    _time_calls(spent, lock, access_tokens.ApiSession, "_send", "google")
-    _time_calls(spent, lock, offline_job, "process_user", "user")
-    deps = runtime.build_job_dependencies(env)
+    _time_calls(spent, lock, one_user, "refresh_access_token", "google")
+    _time_calls(spent, lock, api_session.ApiSession, "_send", "google")
+    _time_calls(spent, lock, offline_run, "process_user", "user")
+    deps = wiring.build_job_dependencies(env)
     deps.log_stream = open(os.devnull, "w")  # noqa: SIM115 - the lines are still built
     deps.secrets.get(deps.config.client_secret_version)
     deps.sealer.check_ready()
     rss_before = _rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
-    summary = run_offline_job(deps, "bench-run")
+    summary = offline_run.run_offline_job(deps, "bench-run")
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     per_user = {k: v / max(summary.processed, 1) * 1000 for k, v in spent.items()}
     return {"users": summary.processed, "succeeded": summary.succeeded, "wall_s": wall,
@@ -178,9 +180,9 @@ def worker_baseline(env: dict, users: int) -> dict:
     from google.auth.transport.requests import AuthorizedSession
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from offline_access import runtime
+    from offline_access import wiring
 
-    deps = runtime.build_job_dependencies(env)
+    deps = wiring.build_job_dependencies(env)
     client_secret = deps.secrets.get(deps.config.client_secret_version).data.decode()
     deps.sealer.check_ready()
     rss_before = _rss_mb()

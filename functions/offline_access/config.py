@@ -12,19 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DEFAULT_SCOPES = (
-    "openid",
-    "email",
-    "profile",
-    "https://www.googleapis.com/auth/drive.appdata",
-)
+from .errors import ConfigError
+from .scopes import DRIVE_APPDATA_SCOPE
+
+DEFAULT_SCOPES = ("openid", "email", "profile", DRIVE_APPDATA_SCOPE)
 
 _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/(latest|[1-9][0-9]*)$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

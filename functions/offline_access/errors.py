@@ -1,22 +1,46 @@
-"""The exceptions the flow raises, and how each maps to an HTTP answer.
+"""Every exception the product raises, in one tree.
 
-Each error carries a machine `code`, a sentence a person understands, and the HTTP status the
-entry point answers with. Messages never contain codes, tokens, secrets or keys: they are shown
-to clients and written to logs as they are.
+    OfflineAccessError                the root: a machine `code`, a sentence, an HTTP `status`
+    ├── ClientError                   4xx: the request itself is wrong; nothing was changed
+    │   ├── CodeRejected              Google refused the one-time code (`invalid_grant`)
+    │   └── DomainNotAllowed          the account's Workspace domain may not sign in
+    ├── Unavailable                   503: a dependency failed or timed out; retryable, an outage
+    │   └── GoogleUnavailable         Google's token endpoint or an API answered 429/5xx, or no answer
+    ├── UpstreamInvalid               502: Google answered with something we must not trust
+    │   └── ApiRefused                a Google API refused a call for good (a final 4xx)
+    ├── Misconfigured                 500: the deployment is wrong; an operator must act (an outage)
+    │   └── ConfigError               an environment setting is missing or malformed
+    └── GrantError                    one user's grant cannot be used; the user must sign in again
+        ├── GrantRevoked              the refresh token is dead (`invalid_grant`, `invalid_rapt`)
+        └── UnreadableToken           the sealed refresh token does not open
+            └── SealError             a sealed value is malformed, tampered with, or not this user's
+
+Two attributes say how to treat an error without an `isinstance` ladder, as google-auth's
+`GoogleAuthError(retryable=...)` does:
+
+- `retryable`: the same call may succeed later (a dependency is down or throttling).
+- `outage`: the failure is not one user's: Google, Firestore or Secret Manager is down, or the
+  deployment is misconfigured. Only outages count toward the offline job's circuit breaker.
+
+`reason` is the short word the job records and logs for a failed user (`google_unavailable`,
+`firestore_unavailable`, `misconfigured`, ...). Messages never contain codes, tokens, secrets or
+keys: they are shown to clients and written to logs as they are.
 """
 
 from __future__ import annotations
 
 
-class FlowError(Exception):
-    """Base class: something the entry point answers with a JSON error body."""
+class OfflineAccessError(Exception):
+    """The root: something the entry points answer with a JSON error body `{error, message}`."""
 
     status = 500
     code = "internal_error"
-    retry_after: int | None = None
-    revoked = False  # set when tokens issued by Google were revoked because they could not be kept
+    retryable = False
+    outage = False
+    # Set on the error of a sign-in when tokens issued by Google were revoked because of it.
+    revoked = False
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -24,11 +48,16 @@ class FlowError(Exception):
         if status is not None:
             self.status = status
 
+    @property
+    def reason(self) -> str:
+        """A short word for the job's record and log line."""
+        return self.code
+
     def body(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}
 
 
-class ClientError(FlowError):
+class ClientError(OfflineAccessError):
     """The request itself is wrong: 4xx, nothing was changed."""
 
     status = 400
@@ -41,51 +70,128 @@ class CodeRejected(ClientError):
     code = "code_rejected"
 
 
-class Unavailable(FlowError):
-    """A dependency (Secret Manager, Firestore, Google) failed or timed out: retry later."""
+class DomainNotAllowed(ClientError):
+    """The account belongs to a Workspace domain (or none) that this deployment does not allow."""
+
+    status = 403
+    code = "domain_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Google account's organisation may not sign in here. Use an allowed account."
+        )
+
+
+class Unavailable(OfflineAccessError):
+    """A dependency (Secret Manager, Firestore, Google) failed or timed out: retry later.
+
+    Attributes:
+        dependency: which one (`firestore`, `secret_manager`, `token_endpoint`, `certificates`...).
+        retry_after: seconds the client should wait, sent as `Retry-After`.
+    """
 
     status = 503
     code = "service_unavailable"
+    retryable = True
+    outage = True
 
-    def __init__(self, message: str, *, retry_after: int = 5, dependency: str = ""):
+    def __init__(self, message: str, *, dependency: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
         self.dependency = dependency
+        self.retry_after = retry_after
+
+    @property
+    def reason(self) -> str:
+        return f"{self.dependency}_unavailable"
 
 
-class UpstreamInvalid(FlowError):
+class GoogleUnavailable(Unavailable):
+    """Google answered 429 or 5xx, or not at all: a call the job may retry with backoff.
+
+    `retry_after` is Google's own `Retry-After` (parsed and clamped), or None.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, dependency="google", retry_after=retry_after)
+
+
+class UpstreamInvalid(OfflineAccessError):
     """Google answered with something we must not trust or cannot use."""
 
     status = 502
     code = "upstream_invalid"
 
 
-class Misconfigured(FlowError):
-    """The deployment is wrong (client id/secret, redirect URI, secret names): an operator must act.
+class ApiRefused(UpstreamInvalid):
+    """A Google API refused a call for good (a 4xx other than a retried 401 or rate limit).
 
-    `message` is what the client sees; `fix` is the operator-facing sentence logged at ERROR.
+    Attributes:
+        http_status: the HTTP status (0 when a non-idempotent call got no answer).
+        google_reason: Google's reason (`error.errors[0].reason`, `error.status` or `error`).
+    """
+
+    def __init__(self, http_status: int, google_reason: str = "") -> None:
+        super().__init__(
+            f"A Google API answered HTTP {http_status}" + (f" ({google_reason})" if google_reason else "")
+        )
+        self.http_status = http_status
+        self.google_reason = google_reason
+
+    @property
+    def reason(self) -> str:
+        return f"http_{self.http_status}"
+
+
+class Misconfigured(OfflineAccessError):
+    """The deployment is wrong (client id or secret, redirect URI, secret names): an operator must act.
+
+    `message` is what a client sees; `fix` is the operator's sentence, logged at ERROR.
     """
 
     status = 500
     code = "server_misconfigured"
+    outage = True
 
-    def __init__(self, fix: str):
+    def __init__(self, fix: str) -> None:
         super().__init__("The server is misconfigured. The operator has been told what to fix.")
         self.fix = fix
 
+    @property
+    def reason(self) -> str:
+        return "misconfigured"
 
-class GrantRevoked(Exception):
-    """A refresh token is dead (`invalid_grant`): the user must sign in again."""
 
-    def __init__(self, reason: str, description: str = ""):
-        super().__init__(reason)
-        self.reason = reason
+class ConfigError(Misconfigured):
+    """An environment setting is missing or malformed; `fix` names the variable."""
+
+
+class GrantError(OfflineAccessError):
+    """One user's grant cannot be used: they must sign in again. Never an outage."""
+
+    status = 409
+    code = "needs_reauth"
+
+
+class GrantRevoked(GrantError):
+    """A refresh token is dead (`invalid_grant`).
+
+    Attributes:
+        subtype: Google's `error_subtype` (`invalid_rapt`...), or `invalid_grant` when none.
+        description: Google's `error_description`, never shown to users.
+    """
+
+    def __init__(self, subtype: str, description: str = "") -> None:
+        super().__init__("Google no longer accepts this user's refresh token.")
+        self.subtype = subtype
         self.description = description
 
 
-class TransientUpstreamError(Exception):
-    """Google answered 429/5xx or timed out: retry with backoff."""
+class UnreadableToken(GrantError):
+    """The sealed refresh token is missing or does not open for this user."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(self, message: str = "The stored refresh token cannot be opened.") -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+
+
+class SealError(UnreadableToken):
+    """A sealed value is malformed, was tampered with, or belongs to another user or field."""

@@ -1,7 +1,7 @@
 """An `exchange_code` instance wired to the real local stack, driven over its HTTP interface.
 
 `exchange` builds a fresh instance (fresh caches: one "cold start") with the production
-constructors from `runtime`, and serves `http_api.handle_exchange` through Flask's test client,
+constructors from `runtime`, and serves `http_adapter.handle_exchange` through Flask's test client,
 so every request goes through the same code as in Cloud Functions.
 """
 
@@ -15,8 +15,8 @@ import flask
 import pytest
 from google.cloud import firestore
 
-from offline_access import http_api, runtime
-from offline_access.code_exchange import ExchangeDependencies
+from offline_access import http_adapter, wiring
+from offline_access.signin.exchange import ExchangeDependencies
 from tests.stack_values import PAGE_ORIGIN
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
@@ -36,7 +36,7 @@ class ExchangeInstance:
     def __init__(self, deps: ExchangeDependencies):
         self.deps = deps
         app = flask.Flask("exchange-under-test")
-        app.add_url_rule("/", "exchange", lambda: http_api.handle_exchange(flask.request, lambda: deps),
+        app.add_url_rule("/", "exchange", lambda: http_adapter.handle_exchange(flask.request, lambda: deps),
                          methods=ALL_METHODS)
         self.client = app.test_client()
 
@@ -70,7 +70,7 @@ class ExchangeInstance:
 def make_exchange(function_env):
     def make(**overrides: str) -> ExchangeInstance:
         env = {**function_env, **overrides}
-        return ExchangeInstance(runtime.build_exchange_dependencies(env))
+        return ExchangeInstance(wiring.build_exchange_dependencies(env))
     return make
 
 

@@ -66,7 +66,7 @@ def test_stored_tokens_are_sealed_and_bound_to_the_user(exchange, google):
     stored = repr(doc).encode()
     for token in (refresh_token, access_token):
         assert token.encode() not in stored
-    from offline_access.token_sealing import SealError
+    from offline_access.errors import SealError
     with pytest.raises(SealError):
         sealer.open(doc["refresh_token"], sub=BOB, field="refresh_token")
 

@@ -81,7 +81,7 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
     # The tokens Google issued are read back from Firestore with the (test-known) sealing key.
     from google.cloud import firestore
 
-    from offline_access.token_sealing import SealingKeys, TokenSealer
+    from offline_access.store.sealing import SealingKeys, TokenSealer
 
     class KnownKey(SealingKeys):
         def __init__(self):

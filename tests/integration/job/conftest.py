@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from offline_access import code_exchange, runtime
-from offline_access.offline_job import JobDependencies, RunSummary, run_offline_job
-from offline_access.request_guard import SignInRequest
-from offline_access.retry_policy import Backoff
+from offline_access import wiring
+from offline_access.offline.backoff import Backoff
+from offline_access.offline.context import JobDependencies
+from offline_access.offline.run import RunSummary, run_offline_job
+from offline_access.signin import exchange as code_exchange
+from offline_access.signin.request_guard import SignInRequest
 from tests.stack_values import CLIENT_ID, DRIVE_APPDATA
 
 ALL_SCOPES = ["openid", "email", "profile", DRIVE_APPDATA]
@@ -51,7 +53,7 @@ class Users:
 
     def __init__(self, google, env: dict[str, str]) -> None:
         self.google = google
-        self.exchange = runtime.build_exchange_dependencies(env)
+        self.exchange = wiring.build_exchange_dependencies(env)
         self.store = self.exchange.store
 
     def sign_in(self, email: str, *, granted: list[str] | None = None, **mint: Any) -> str:
@@ -84,7 +86,7 @@ def users(google, function_env) -> Users:
 @pytest.fixture
 def make_job(function_env):
     def make(env: dict[str, str] | None = None, **replace: Any) -> JobInstance:
-        deps = runtime.build_job_dependencies({**function_env, **(env or {})})
+        deps = wiring.build_job_dependencies({**function_env, **(env or {})})
         replace.setdefault("call_retries", FAST_RETRIES)
         return JobInstance(dataclasses.replace(deps, **replace))
     return make

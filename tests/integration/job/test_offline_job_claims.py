@@ -70,7 +70,7 @@ def test_a_claim_lost_to_another_delivery_is_skipped(users, job, google):
     alice = users.sign_in("alice@example.com")
     snapshot = job.deps.jobs.due_page(dt.datetime.now(dt.timezone.utc), 10)[0]
     # Another delivery claims her between our page read and our claim.
-    from offline_access.job_claims import DueUser
+    from offline_access.store.job_claims import DueUser
 
     other = job.deps.jobs.claim(DueUser.from_snapshot(snapshot), run_id="run-1",
                                 claim_id="other-delivery", now=dt.datetime.now(dt.timezone.utc),
@@ -146,7 +146,7 @@ def test_two_concurrent_deliveries_to_a_function_process(users, function_env, go
 
 
 def test_a_sign_in_during_the_users_work_is_not_overwritten(users, make_job, google, monkeypatch):
-    from offline_access import user_tasks
+    from offline_access.offline import tasks as user_tasks
 
     monkeypatch.setattr(user_tasks, "_REGISTRY", dict(user_tasks._REGISTRY))
     alice = users.sign_in("alice@example.com")
@@ -172,7 +172,7 @@ def test_a_sign_in_during_the_users_work_is_not_overwritten(users, make_job, goo
 def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(users, job, google, monkeypatch):
     from google.api_core import exceptions
 
-    from offline_access.job_claims import DueUser, JobStore
+    from offline_access.store.job_claims import DueUser, JobStore
 
     alice = users.sign_in("alice@example.com")
     update = JobStore._update

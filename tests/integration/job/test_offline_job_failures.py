@@ -11,9 +11,9 @@ import time
 import pytest
 import requests
 
-from offline_access import user_tasks
 from offline_access.errors import Unavailable
-from offline_access.job_claims import JobStore
+from offline_access.offline import tasks as user_tasks
+from offline_access.store.job_claims import JobStore
 from tests.integration.job.conftest import (
     ALL_SCOPES,
     refreshes,
@@ -188,7 +188,7 @@ def test_google_down_defers_the_user_with_a_growing_delay(users, job, google):
     later = dataclasses.replace(job.deps, now=lambda: dt.datetime.now(dt.timezone.utc)
                                 + dt.timedelta(minutes=15))
     later.log_stream = job.log
-    from offline_access.offline_job import run_offline_job
+    from offline_access.offline.run import run_offline_job
     assert run_offline_job(later, "run-2").deferred == 1
     doc = users.doc(alice)
     assert doc["job"]["failure_count"] == 2

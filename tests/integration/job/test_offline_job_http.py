@@ -8,14 +8,14 @@ import flask
 import grpc
 import pytest
 
-from offline_access import http_api, runtime
+from offline_access import http_adapter, wiring
 from offline_access.errors import Misconfigured
 
 
 class Instance:
     def __init__(self, get_deps):
         app = flask.Flask("job-under-test")
-        app.add_url_rule("/", "job", lambda: http_api.handle_offline_job(flask.request, get_deps),
+        app.add_url_rule("/", "job", lambda: http_adapter.handle_offline_job(flask.request, get_deps),
                          methods=["GET", "POST", "PUT"])
         self.client = app.test_client()
 
@@ -26,7 +26,7 @@ class Instance:
 
 @pytest.fixture
 def instance(function_env):
-    deps = runtime.build_job_dependencies(function_env)
+    deps = wiring.build_job_dependencies(function_env)
     return Instance(lambda: deps)
 
 
@@ -67,10 +67,10 @@ def test_a_malformed_schedule_time_is_a_client_error(instance):
 
 def test_an_unknown_task_name_is_a_configuration_error(function_env, capsys):
     with pytest.raises(Misconfigured):
-        runtime.build_job_dependencies({**function_env, "OFFLINE_TASKS": "drive_appdata,nope"})
+        wiring.build_job_dependencies({**function_env, "OFFLINE_TASKS": "drive_appdata,nope"})
 
     def build():
-        return runtime.build_job_dependencies({**function_env, "OFFLINE_TASKS": "nope"})
+        return wiring.build_job_dependencies({**function_env, "OFFLINE_TASKS": "nope"})
 
     answer = Instance(build).post()
     assert answer.status_code == 500 and answer.get_json()["error"] == "server_misconfigured"

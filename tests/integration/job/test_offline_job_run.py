@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from offline_access.job_claims import JobStore
+from offline_access.store.job_claims import JobStore
 from tests.integration.job.conftest import refreshes, requests_to, token_refresh_requests
 from tests.stack_values import CLIENT_SECRET, DRIVE_APPDATA
 

@@ -1,0 +1,38 @@
+"""What every function instance talks to, built once per instance by `wiring`.
+
+Each function's container extends `SharedDependencies` with what only it needs: the sign-in's
+`signin.exchange.ExchangeDependencies` and the job's `offline.run.JobDependencies`. Tests build
+them with the same constructors and replace only clock-like parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from .config import Config
+from .googleapis.endpoints import GoogleEndpoints
+from .store.sealing import TokenSealer
+from .store.secrets import SecretSource
+from .store.users import UserStore
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(kw_only=True)
+class SharedDependencies:
+    """Configuration, Google's endpoints, secrets, the sealer, one HTTP session, the user store."""
+
+    config: Config
+    endpoints: GoogleEndpoints
+    secrets: SecretSource
+    sealer: TokenSealer
+    session: requests.Session
+    store: UserStore
+    now: Callable[[], dt.datetime] = utcnow

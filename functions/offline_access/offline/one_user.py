@@ -1,0 +1,129 @@
+"""One user in a run: claim, work, decide, record, log.
+
+1. Claim the user for this delivery of the run (`JobStore.claim`); a user another delivery or
+   run holds, or no longer due, is skipped.
+2. Work: open the sealed refresh token, get an access token (the cached one or a refresh), and
+   run the configured tasks with an authorized session. Whatever happens is collected in an
+   `Attempt`, errors included.
+3. Decide the result without I/O (`offline.decision.decide`).
+4. Record it (`JobStore.finish`), which also releases the claim, and log one line.
+
+Nothing here raises: every failure becomes a result and a log line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from ..errors import OfflineAccessError, Unavailable
+from ..googleapis.token_endpoint import TokenResponse, refresh_access_token
+from ..store.job_claims import DueUser
+from ..store.job_results import Outcome, UserResult
+from ..structured_log import emit, user_ref
+from .api_session import ApiSession
+from .backoff import Retrier
+from .context import JobDependencies, RunContext
+from .decision import Attempt, decide
+from .task_runner import run_tasks
+from .tokens import UserTokens
+
+
+def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserResult:
+    """Claim one due user for the run, do their tasks, and record the result."""
+    started = deps.clock()
+    log: dict[str, Any] = {"event": "offline_job_user", "run_id": run.run_id,
+                           "user": user_ref(user.sub)}
+    try:
+        claim = deps.jobs.claim(
+            user,
+            run_id=run.run_id,
+            claim_id=run.claim_id,
+            now=deps.now(),
+            ttl=dt.timedelta(seconds=deps.config.job_claim_ttl_seconds),
+        )
+    except Unavailable:
+        result = UserResult(Outcome.SKIPPED, "firestore_unavailable", outage=True,
+                            severity="WARNING")
+        _log_user(deps, result, log, started)
+        return result
+    if claim.user is None:
+        result = UserResult(Outcome.SKIPPED, claim.skipped, severity="DEBUG")
+        _log_user(deps, result, log, started)
+        return result
+    if claim.took_over_expired:
+        # The previous holder crashed or ran out of time: a timeout, not a credential problem.
+        log["previous_claim_expired"] = True
+    now = deps.now()
+    attempt = _work(deps, claim.user, run, now, log)
+    result = decide(claim.user, attempt, now=now, policy=deps.policy)
+    try:
+        log["saved"] = deps.jobs.finish(claim.user, result, run_id=run.run_id, now=now,
+                                        claim_id=run.claim_id)
+    except Unavailable:
+        # The claim stays until it expires; the user is due again then.
+        log["saved"] = "failed"
+        if result.severity == "INFO":
+            result = replace(result, severity="WARNING")
+    _log_user(deps, result, log, started)
+    return result
+
+
+def _work(
+    deps: JobDependencies, user: DueUser, run: RunContext, now: dt.datetime, log: dict[str, Any]
+) -> Attempt:
+    """Tokens and tasks for a claimed user; what happened, errors included."""
+    config = deps.config
+    retrier = Retrier(deps.call_retries, run.deadline, deps.clock, deps.sleep)
+
+    def refresh(refresh_token: str, scopes: tuple[str, ...] | None) -> TokenResponse:
+        return refresh_access_token(
+            deps.session, deps.endpoints.token, client_id=config.client_id,
+            client_secret=run.client_secret, refresh_token=refresh_token, scopes=scopes,
+            timeout=config.http_timeout_seconds,
+        )
+
+    tokens: UserTokens | None = None
+    api: ApiSession | None = None
+    try:
+        tokens = UserTokens(
+            user,
+            sealer=deps.sealer,
+            refresh=refresh,
+            save_refresh_token=lambda sealed: deps.jobs.save_refresh_token(user, sealed, now),
+            retrier=retrier,
+            now=deps.now,
+        )
+        # Every run uses the refresh token unless the cached access token is still good, which
+        # keeps the grant far from Google's 6-month idle limit and finds dead grants early.
+        tokens.access_token()
+        api = ApiSession(deps.session, tokens, retrier, deps.endpoints, config.http_timeout_seconds)
+        results, profile = run_tasks(deps.tasks, api, user, tokens.granted_scopes)
+        attempt = Attempt(tasks=results, profile=profile, refreshed=tokens.refreshed)
+        log["tasks"] = {name: r["status"] for name, r in results.items()}
+    except Exception as exc:  # decided on by `decide`; a bug costs this user only
+        attempt = Attempt(error=exc, refreshed=tokens.refreshed if tokens else None)
+        if not isinstance(exc, OfflineAccessError):
+            log["exception_type"] = type(exc).__name__
+    if tokens is not None:
+        log.update(refresh_calls=tokens.refresh_calls, cached_token=tokens.used_cache,
+                   refresh_token_rotated=tokens.rotated)
+    log.update(api_calls=api.calls if api else 0, retries=retrier.retries,
+               retry_wait_s=round(retrier.waited, 3))
+    return attempt
+
+
+def _log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:
+    detail = f" ({result.detail})" if result.detail else ""
+    if result.fix:
+        log["fix"] = result.fix
+    emit(
+        result.severity,
+        f"offline job user: {result.outcome}{detail}",
+        stream=deps.log_stream,
+        outcome=str(result.outcome),
+        detail=result.detail,
+        duration_ms=round((deps.clock() - started) * 1000, 1),
+        **log,
+    )

@@ -1,0 +1,229 @@
+"""One run of the scheduled job: every due user, processed with their offline access.
+
+Cloud Scheduler calls `run_offline_job` (at least once per schedule time; duplicates may
+overlap). The HTTP adapter derives the run id from Cloud Scheduler's headers, so every delivery
+of one schedule time shares it. A run:
+
+1. reads due users page by page (`store.job_claims.JobStore.due_page`: keyset pagination on
+   `status`, `next_run_at`, name; at most two pages in memory);
+2. hands each user to a bounded thread pool (`JOB_CONCURRENCY`) sharing one pooled HTTP session,
+   where `offline.one_user.process_user` claims the user (at most once per run id, across
+   instances), does their work and records the result;
+3. stops starting users when the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up, or when
+   too many users in a row met an outage (a circuit breaker: the rest are not failed, just left
+   for the next run), and waits for the users in flight;
+4. answers with a summary and logs one line for the run (and one per user).
+
+Resuming needs no saved cursor: a user's `next_run_at` only moves when the user is claimed or
+finished, so the users a run did not reach are still due, have the oldest `next_run_at`, and
+come first in the next run's query. The run's summary records where it stopped (the first user
+it did not start) for the operator; nothing shared is written per user (Firestore sustains
+about one write per second on a single document).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.cloud import firestore
+
+from ..errors import OfflineAccessError
+from ..store.job_claims import DueUser
+from ..store.job_results import Outcome, UserResult
+from ..structured_log import emit, user_ref
+from .context import JobDependencies, RunContext
+from .one_user import process_user
+
+STOPPED_TIME_BUDGET = "time_budget"
+STOPPED_UPSTREAM = "upstream_unavailable"
+
+
+@dataclass
+class RunSummary:
+    """The run's answer and log line."""
+
+    run_id: str
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    pages: int = 0
+    stopped: str | None = None
+    resume_from: dict[str, Any] | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def processed(self) -> int:
+        return sum(n for outcome, n in self.counts.items() if outcome is not Outcome.SKIPPED)
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts[Outcome.SUCCEEDED]
+
+    @property
+    def partial(self) -> int:
+        return self.counts[Outcome.PARTIAL]
+
+    @property
+    def needs_reauth(self) -> int:
+        return self.counts[Outcome.NEEDS_REAUTH]
+
+    @property
+    def deferred(self) -> int:
+        return self.counts[Outcome.DEFERRED]
+
+    @property
+    def skipped(self) -> int:
+        return self.counts[Outcome.SKIPPED]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "users_processed": self.processed,
+            **{str(outcome): self.counts[outcome] for outcome in Outcome},
+            "pages": self.pages,
+            "stopped": self.stopped,
+            "resume_from": self.resume_from,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+class _Breaker:
+    """Opens after `threshold` users in a row met an outage."""
+
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+        self.open = False
+
+    def record(self, result: UserResult) -> None:
+        if result.outcome is Outcome.SKIPPED and not result.outage:
+            return
+        with self._lock:
+            self._in_a_row = self._in_a_row + 1 if result.outage else 0
+            if self._in_a_row >= self._threshold:
+                self.open = True
+
+
+def run_offline_job(
+    deps: JobDependencies, run_id: str, log_fields: dict[str, Any] | None = None
+) -> RunSummary:
+    """Process every due user once for `run_id`, within the time budget.
+
+    Raises:
+        OfflineAccessError: the run could not start (client secret or sealing key unavailable
+            or missing, the first page unreadable); users already started are not affected.
+    """
+    config = deps.config
+    started = deps.clock()
+    summary = RunSummary(run_id=run_id)
+    # Fail before touching any user if a secret is missing.
+    client_secret = deps.secrets.get(config.client_secret_version).data.decode()
+    deps.sealer.check_ready()
+    run = RunContext(
+        run_id=run_id,
+        claim_id=uuid.uuid4().hex,
+        started_at=deps.now(),
+        deadline=started + config.job_time_budget_seconds,
+        client_secret=client_secret,
+    )
+    breaker = _Breaker(deps.breaker_threshold)
+    lock = threading.Lock()
+    # One slot per worker: a user is handed over only when a worker is free, so the budget and
+    # the breaker are checked right before each user starts, not before it waits in a queue.
+    slots = threading.BoundedSemaphore(config.job_concurrency)
+
+    def work(user: DueUser) -> None:
+        try:
+            result = process_user(deps, user, run)
+            with lock:
+                summary.counts[result.outcome] += 1
+            breaker.record(result)
+        finally:
+            slots.release()
+
+    failure: OfflineAccessError | None = None
+    with ThreadPoolExecutor(config.job_concurrency, thread_name_prefix="offline-job") as pool:
+        pages = _due_pages(deps, run.started_at, config.job_page_size)
+        try:
+            for page in pages:
+                summary.pages += 1
+                for snapshot in page:
+                    slots.acquire()
+                    stop = (
+                        STOPPED_TIME_BUDGET if deps.clock() >= run.deadline
+                        else STOPPED_UPSTREAM if breaker.open
+                        else None
+                    )
+                    if stop:
+                        slots.release()
+                        summary.stopped = stop
+                        summary.resume_from = _position(snapshot)
+                        break
+                    pool.submit(work, DueUser.from_snapshot(snapshot))
+                if summary.stopped:
+                    break
+        except OfflineAccessError as exc:
+            # A later page failed: the users already started finish; the rest stay due.
+            if summary.pages == 0:
+                raise
+            failure = exc
+            summary.stopped = exc.code
+        finally:
+            pages.close()
+    summary.duration_seconds = deps.clock() - started
+    _log_run(deps, summary, failure, log_fields or {})
+    return summary
+
+
+def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessError | None,
+             log_fields: dict[str, Any]) -> None:
+    body = summary.body()
+    noteworthy = summary.stopped or summary.deferred or summary.needs_reauth
+    emit(
+        "WARNING" if noteworthy else "INFO",
+        f"offline job run: {summary.processed} users, {summary.succeeded} succeeded",
+        stream=deps.log_stream,
+        event="offline_job",
+        outcome="stopped_early" if summary.stopped else "completed",
+        **{k: v for k, v in body.items() if k != "duration_seconds"},
+        duration_ms=round(summary.duration_seconds * 1000, 1),
+        **({"dependency": getattr(failure, "dependency", "")} if failure else {}),
+        **log_fields,
+    )
+
+
+def _due_pages(
+    deps: JobDependencies, due_by: dt.datetime, page_size: int
+) -> Iterator[list[firestore.DocumentSnapshot]]:
+    """The due users, page by page; each next page is read while the current one is worked on.
+
+    A page query costs about as much as the work on a few users, so reading ahead keeps the
+    workers busy. At most two pages are in memory.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="offline-job-pages") as reader:
+        page = deps.jobs.due_page(due_by, page_size)
+        while page:
+            following = (
+                reader.submit(deps.jobs.due_page, due_by, page_size, page[-1])
+                if len(page) == page_size
+                else None
+            )
+            yield page
+            if following is None:
+                return
+            page = following.result()
+
+
+def _position(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    data = snapshot.to_dict() or {}
+    due = data.get("next_run_at")
+    return {
+        "next_run_at": due.isoformat() if isinstance(due, dt.datetime) else None,
+        "user": user_ref(snapshot.id),
+    }

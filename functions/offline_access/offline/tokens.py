@@ -1,0 +1,132 @@
+"""A user's access token during a run: the cached one, a refreshed one, and a saved rotation.
+
+For each user the job opens the sealed refresh token, then:
+
+- reuses the cached access token (sealed in the document by the exchange or an earlier run)
+  while it stays valid for more than 5 minutes, else refreshes it, asking for the scopes the
+  user granted (with granular consent, asking for the configured ones can fail);
+- retries 429, 5xx and timeouts with jittered exponential backoff that honours `Retry-After`,
+  but never waits past the run's deadline; after that the caller defers the user;
+- if Google ever returns a new refresh token, seals and saves it before the new access token
+  is used; a response without one never touches the stored token;
+
+`offline.api_session.ApiSession` asks it for a token before each call, and for a forced refresh
+after a 401.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import SealError, UnreadableToken
+from ..googleapis.token_endpoint import TokenResponse
+from ..store.job_claims import DueUser
+from ..store.job_results import RefreshedToken
+from ..store.sealing import TokenSealer
+from ..store.users import stored_time
+from .backoff import Retrier
+
+ACCESS_TOKEN_MARGIN = dt.timedelta(minutes=5)
+
+
+class UserTokens:
+    """One user's tokens for one run: the cache, refreshes, and a saved rotation."""
+
+    def __init__(
+        self,
+        user: DueUser,
+        *,
+        sealer: TokenSealer,
+        refresh: Callable[[str, tuple[str, ...] | None], TokenResponse],
+        save_refresh_token: Callable[[dict[str, Any]], None],
+        retrier: Retrier,
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        """Open the user's sealed refresh token and cached access token.
+
+        Args:
+            user: the claimed user document.
+            sealer: opens and seals tokens bound to the user.
+            refresh: calls the token endpoint: (refresh token, scopes or None) -> response.
+            save_refresh_token: stores a new sealed refresh token (raises if it cannot).
+            retrier: retries transient failures of the refresh.
+            now: the current time.
+
+        Raises:
+            UnreadableToken: the refresh token is missing or does not open for this user.
+        """
+        self._sub = user.sub
+        self._sealer = sealer
+        self._refresh_call = refresh
+        self._save_refresh_token = save_refresh_token
+        self._retrier = retrier
+        self._now = now
+        self.granted_scopes = user.granted_scopes
+        self.refreshed: RefreshedToken | None = None
+        self.refresh_calls = 0
+        self.rotated = False
+        try:
+            self._refresh_token = sealer.open(
+                user.data.get("refresh_token"), sub=user.sub, field="refresh_token"
+            )
+        except SealError:
+            raise UnreadableToken() from None
+        self._access: str | None = None
+        self._expires_at: dt.datetime | None = None
+        expires_at = stored_time(user.data.get("access_token_expires_at"))
+        if expires_at is not None and expires_at - now() > ACCESS_TOKEN_MARGIN:
+            try:
+                self._access = sealer.open(
+                    user.data.get("access_token"), sub=user.sub, field="access_token"
+                )
+                self._expires_at = expires_at
+            except SealError:
+                # Only a cache: a fresh token makes up for it, and the refresh token opened.
+                self._access = None
+
+    @property
+    def used_cache(self) -> bool:
+        return self.refresh_calls == 0 and self._access is not None
+
+    def access_token(self) -> str:
+        """A token valid for more than the margin: the cached one, or a refreshed one.
+
+        Raises:
+            GrantRevoked: the refresh token is dead.
+            GoogleUnavailable: the token endpoint kept failing within the deadline.
+            Misconfigured, UpstreamInvalid: see `refresh_access_token`.
+            Unavailable: a new refresh token could not be saved (the user must be deferred).
+        """
+        if (
+            self._access is not None
+            and self._expires_at is not None
+            and self._expires_at - self._now() > ACCESS_TOKEN_MARGIN
+        ):
+            return self._access
+        return self.refresh()
+
+    def refresh(self) -> str:
+        """Refresh now, even if the current token looks valid (after a 401). See `access_token`."""
+        scopes = self.granted_scopes or None
+        self.refresh_calls += 1
+        response = self._retrier.call(lambda: self._refresh_call(self._refresh_token, scopes))
+        if response.refresh_token and response.refresh_token != self._refresh_token:
+            # Saved first: if the save fails, nothing below runs and the old token stays stored.
+            sealed = self._sealer.seal(response.refresh_token, sub=self._sub, field="refresh_token")
+            self._save_refresh_token(sealed)
+            self._refresh_token = response.refresh_token
+            self.rotated = True
+        expires_at = self._now() + dt.timedelta(seconds=max(response.expires_in, 0))
+        if response.scopes:
+            self.granted_scopes = response.scopes
+        self.refreshed = RefreshedToken(
+            sealed_access_token=self._sealer.seal(
+                response.access_token, sub=self._sub, field="access_token"
+            ),
+            expires_at=expires_at,
+            scopes=self.granted_scopes,
+        )
+        self._access, self._expires_at = response.access_token, expires_at
+        return response.access_token

@@ -1,0 +1,136 @@
+"""Reads secrets (the OAuth client secret, the token-sealing keys) from Secret Manager.
+
+Each secret version is read once per instance and then served from memory: Secret Manager is
+called at most once per version for the life of the instance, and never on a warm request. The
+payload's CRC32C is checked. Setting `SECRET_MANAGER_EMULATOR_HOST=host:port` points the same
+client at a local gRPC server over an insecure channel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+from google.api_core import exceptions as api_exceptions
+from google.cloud import secretmanager_v1
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
+
+from ..errors import Misconfigured, Unavailable
+from .cloud_retry import bounded_retry
+
+SECRET_MANAGER_EMULATOR_HOST = "SECRET_MANAGER_EMULATOR_HOST"
+_TIMEOUT_SECONDS = 5.0
+
+
+def make_client(
+    environ: Mapping[str, str] = os.environ,
+) -> secretmanager_v1.SecretManagerServiceClient:
+    """A Secret Manager client for production, or for the local server named in the environment."""
+    host_port = environ.get(SECRET_MANAGER_EMULATOR_HOST, "").strip()
+    if not host_port:
+        return secretmanager_v1.SecretManagerServiceClient()
+    channel = grpc.insecure_channel(host_port)
+    transport = SecretManagerServiceGrpcTransport(channel=channel)
+    return secretmanager_v1.SecretManagerServiceClient(transport=transport)
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C (Castagnoli), as Secret Manager computes `data_crc32c`."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A secret's bytes and the version they came from (resolved when `latest` was asked)."""
+
+    data: bytes
+    version_name: str
+
+    @property
+    def version_id(self) -> str:
+        return self.version_name.rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:  # never print the value
+        return f"SecretValue(version_name={self.version_name!r}, data=<{len(self.data)} bytes>)"
+
+
+class SecretSource:
+    """Reads secret versions once per instance and keeps them in memory."""
+
+    def __init__(self, client: secretmanager_v1.SecretManagerServiceClient) -> None:
+        self._client = client
+        self._cache: dict[str, SecretValue] = {}
+        self._lock = threading.Lock()
+
+    def is_cached(self, version_name: str) -> bool:
+        return version_name in self._cache
+
+    def get(self, version_name: str) -> SecretValue:
+        """The secret at `version_name` (`.../versions/N` or `.../versions/latest`).
+
+        Raises:
+            Unavailable: Secret Manager is down or timed out (the request may be retried).
+            Misconfigured: the secret is missing, disabled, unreadable or corrupted.
+        """
+        cached = self._cache.get(version_name)
+        if cached is not None:
+            return cached
+        # One reader per instance: concurrent cold requests wait instead of all calling out.
+        with self._lock:
+            cached = self._cache.get(version_name)
+            if cached is None:
+                cached = self._access(version_name)
+                self._cache[version_name] = cached
+                self._cache.setdefault(cached.version_name, cached)
+            return cached
+
+    def _access(self, version_name: str) -> SecretValue:
+        retry = bounded_retry(_TIMEOUT_SECONDS)
+        try:
+            response = self._client.access_secret_version(
+                request={"name": version_name}, retry=retry, timeout=_TIMEOUT_SECONDS
+            )
+        except (api_exceptions.NotFound, api_exceptions.FailedPrecondition) as exc:
+            raise Misconfigured(
+                f"Secret version {version_name} does not exist or is disabled: "
+                "add a version (see the README's deployment guide) or fix the configured name."
+            ) from exc
+        except api_exceptions.PermissionDenied as exc:
+            raise Misconfigured(
+                f"The function's service account may not access {version_name}: "
+                "grant it roles/secretmanager.secretAccessor on that secret."
+            ) from exc
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as exc:
+            raise Unavailable(
+                "A service the server depends on is unavailable. Try again shortly.",
+                dependency="secret_manager",
+            ) from exc
+        data = bytes(response.payload.data)
+        expected = response.payload.data_crc32c
+        if expected is not None and expected != crc32c(data):
+            raise Unavailable(
+                "A service the server depends on returned corrupted data. Try again shortly.",
+                dependency="secret_manager",
+            )
+        return SecretValue(data=data, version_name=response.name or version_name)

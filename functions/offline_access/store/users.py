@@ -1,0 +1,182 @@
+"""The user documents in Firestore: one per Google account, keyed by the verified `sub`.
+
+A sign-in with a new refresh token does not depend on what is stored, so it is written without
+a read: one `create` for a new user, or an `update` after that create finds the user there. A
+sign-in without one is read first and written in one atomic write guarded by a precondition on
+the document's previous state (optimistic concurrency with bounded time, unlike a Firestore
+transaction whose commit retries for up to a minute). A token response without a refresh token
+never erases the stored one: Google only sends a refresh token when the user saw the consent
+screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.api_core import exceptions as api_exceptions
+from google.cloud import firestore
+
+from .firestore_errors import RETRY, TIMEOUT_SECONDS, firestore_unavailable, maps_firestore_errors
+
+STATUS_ACTIVE = "active"
+STATUS_NO_OFFLINE_ACCESS = "no_offline_access"
+STATUS_NEEDS_REAUTH = "needs_reauth"
+PROFILE_FIELDS = ("email", "email_verified", "name", "picture", "hd")
+_WRITE_ATTEMPTS = 3
+
+
+def make_client(project: str) -> firestore.Client:
+    """A Firestore client; the library itself reads `FIRESTORE_EMULATOR_HOST` to use the emulator."""
+    return firestore.Client(project=project)
+
+
+def stored_time(value: Any) -> dt.datetime | None:
+    """A timestamp field of a user document as an aware datetime (UTC when stored naive), or
+    None when the field is absent or not a time."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+@dataclass(frozen=True)
+class SignInRecord:
+    """What a sign-in stores. Tokens arrive here already sealed."""
+
+    sub: str
+    profile: dict[str, Any]
+    granted_scopes: tuple[str, ...]
+    sealed_refresh_token: dict[str, Any] | None
+    sealed_access_token: dict[str, Any]
+    access_token_expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """The user's state after the write."""
+
+    status: str
+    created: bool
+
+    @property
+    def offline_access(self) -> bool:
+        return self.status == STATUS_ACTIVE
+
+
+class UserStore:
+    """Reads and writes user documents."""
+
+    def __init__(self, client: firestore.Client, collection: str = "users") -> None:
+        self.client = client
+        self.collection = client.collection(collection)
+
+    def connect(self, timeout: float = TIMEOUT_SECONDS) -> None:
+        """Open the gRPC channel now (no read, no cost), so the first real call does not wait.
+
+        If Firestore is unreachable, the real calls report it.
+        """
+        try:
+            # The client library has no public "connect": its transport holds the channel.
+            api = self.client._firestore_api
+            channel = api._transport.grpc_channel
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except (AttributeError, grpc.FutureTimeoutError):
+            pass  # an optimisation only: the first real call connects anyway
+
+    def ref(self, sub: str) -> firestore.DocumentReference:
+        return self.collection.document(sub)
+
+    @maps_firestore_errors
+    def get(self, sub: str) -> dict[str, Any] | None:
+        snapshot = self.ref(sub).get(retry=RETRY, timeout=TIMEOUT_SECONDS)
+        return snapshot.to_dict() if snapshot.exists else None
+
+    @maps_firestore_errors
+    def record_sign_in(self, record: SignInRecord, now: dt.datetime) -> SignInOutcome:
+        """Store a sign-in atomically; keep a stored refresh token when none came.
+
+        Raises:
+            Unavailable: Firestore failed or timed out; nothing was written by this call, or (on a
+                timeout of the commit itself) the write may or may not have happened.
+        """
+        ref = self.ref(record.sub)
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                if record.sealed_refresh_token is not None:
+                    return self._record_with_refresh_token(ref, record, now)
+                snapshot = ref.get(retry=RETRY, timeout=TIMEOUT_SECONDS)
+                previous = snapshot.to_dict() if snapshot.exists else None
+                fields, status = sign_in_fields(record, previous, now)
+                batch = self.client.batch()
+                if previous is None:
+                    fields["created_at"] = now
+                    batch.create(ref, fields)
+                else:
+                    option = self.client.write_option(last_update_time=snapshot.update_time)
+                    batch.update(ref, fields, option=option)
+                batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS)
+                return SignInOutcome(status=status, created=previous is None)
+            except (
+                api_exceptions.AlreadyExists,
+                api_exceptions.FailedPrecondition,
+                api_exceptions.NotFound,
+            ):
+                continue  # a concurrent sign-in or deletion of the same user won the race: again
+        raise firestore_unavailable()
+
+    def _record_with_refresh_token(
+        self, ref: firestore.DocumentReference, record: SignInRecord, now: dt.datetime
+    ) -> SignInOutcome:
+        # With a new refresh token the written fields do not depend on the stored document, so
+        # no read is needed: a new user costs one call, a returning one two (create, update).
+        fields, status = sign_in_fields(record, None, now)
+        try:
+            ref.create({**fields, "created_at": now}, retry=RETRY, timeout=TIMEOUT_SECONDS)
+            return SignInOutcome(status=status, created=True)
+        except api_exceptions.AlreadyExists:
+            pass
+        # The user exists: fields for an update, where `job.failure_count` is a dotted path that
+        # keeps the job's other fields (a running claim). NotFound (deleted meanwhile) is retried.
+        fields, status = sign_in_fields(record, {}, now)
+        ref.update(fields, retry=RETRY, timeout=TIMEOUT_SECONDS)
+        return SignInOutcome(status=status, created=False)
+
+
+def sign_in_fields(
+    record: SignInRecord, previous: dict[str, Any] | None, now: dt.datetime
+) -> tuple[dict[str, Any], str]:
+    """The fields a sign-in writes, and the user's status after it.
+
+    `previous` is the stored document (`{}` for an update that need not read it, None for a
+    create).
+    """
+    fields: dict[str, Any] = {
+        "sub": record.sub,
+        "granted_scopes": list(record.granted_scopes),
+        "access_token": record.sealed_access_token,
+        "access_token_expires_at": record.access_token_expires_at,
+        "signed_in_at": now,
+        "updated_at": now,
+    }
+    for name in PROFILE_FIELDS:
+        fields[name] = record.profile.get(name)
+    if record.sealed_refresh_token is not None:
+        fields["refresh_token"] = record.sealed_refresh_token
+        fields["status"] = STATUS_ACTIVE
+        fields["reauth_reason"] = None
+        fields["next_run_at"] = now
+        fields["job.failure_count"] = 0
+    else:
+        previous_status = (previous or {}).get("status")
+        has_token = bool((previous or {}).get("refresh_token"))
+        if previous_status in (STATUS_ACTIVE, STATUS_NEEDS_REAUTH) and has_token:
+            fields["status"] = previous_status
+        else:
+            fields["status"] = STATUS_NO_OFFLINE_ACCESS
+    if previous is None:
+        # `update` takes dotted paths; `create` needs the nested map itself.
+        if "job.failure_count" in fields:
+            fields["job"] = {"failure_count": fields.pop("job.failure_count")}
+    return fields, fields["status"]

@@ -1,0 +1,42 @@
+"""Settings from the environment: defaults, required variables, malformed values."""
+
+import pytest
+
+from offline_access.config import Config
+from offline_access.errors import ConfigError
+
+
+class TestConfig:
+    BASE = {
+        "GOOGLE_CLOUD_PROJECT": "p", "OAUTH_CLIENT_ID": "c",
+        "OAUTH_CLIENT_SECRET_VERSION": "projects/p/secrets/s/versions/3",
+        "TOKEN_SEALING_KEY_VERSION": "projects/p/secrets/k/versions/latest",
+        "ALLOWED_ORIGINS": "https://a.example, http://localhost:8080",
+    }
+
+    def test_defaults(self):
+        config = Config.from_env(self.BASE)
+        assert config.redirect_uri == "postmessage"
+        assert config.allowed_origins == ("https://a.example", "http://localhost:8080")
+        assert "openid" in config.scopes and config.users_collection == "users"
+
+    @pytest.mark.parametrize("name", ["GOOGLE_CLOUD_PROJECT", "OAUTH_CLIENT_ID",
+                                      "OAUTH_CLIENT_SECRET_VERSION", "TOKEN_SEALING_KEY_VERSION"])
+    def test_missing_required_setting_names_the_variable(self, name):
+        env = dict(self.BASE)
+        del env[name]
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env(env)
+        assert name in caught.value.fix
+
+    @pytest.mark.parametrize("name,value", [
+        ("OAUTH_CLIENT_SECRET_VERSION", "projects/p/secrets/s"),
+        ("ALLOWED_ORIGINS", "https://a.example/"),
+        ("ALLOWED_ORIGINS", "*"),
+        ("JOB_CONCURRENCY", "many"),
+        ("JOB_CONCURRENCY", "0"),
+    ])
+    def test_malformed_settings_are_refused(self, name, value):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env({**self.BASE, name: value})
+        assert name in caught.value.fix
