@@ -51,10 +51,9 @@ job:
 		http://localhost:8082/ && echo
 	@$(PY) -m localdev.dev_report
 
-# Run every test: unit, integration, browser and Terraform checks.
+# Run every check: lint and types, then unit, integration, browser and Terraform tests.
 .PHONY: test
-test: $(STAMP) chromium $(CHECKOV)
-	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
+test: lint chromium $(CHECKOV)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # Run the fast unit tests only.
@@ -68,10 +67,11 @@ bench: $(STAMP)
 	$(PY) -m bench.bench_exchange
 	$(PY) -m bench.bench_offline_job
 
-# Lint the Python code.
+# Lint the Python code and check the types of functions/.
 .PHONY: lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
+	$(VENV)/bin/mypy
 
 
 # A Python 3.12 interpreter (the Cloud Functions runtime): pyenv's, or python3.12 on PATH.

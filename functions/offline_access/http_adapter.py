@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import flask
+from werkzeug.datastructures import Headers
 
 from .errors import ClientError, Misconfigured, OfflineAccessError, Unavailable
 from .offline.context import JobDependencies
@@ -120,7 +121,7 @@ def handle_exchange(
     return json_response(status, body, headers)
 
 
-def run_id_from_headers(headers: Mapping[str, str]) -> str:
+def run_id_from_headers(headers: Mapping[str, str] | Headers) -> str:
     """The run id: the same for every delivery of one Cloud Scheduler schedule time.
 
     `X-CloudScheduler-JobName` + `@` + `X-CloudScheduler-ScheduleTime`; `schedule@<time>` without

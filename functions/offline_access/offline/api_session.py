@@ -92,9 +92,11 @@ class ApiSession:
         method = method.upper()
         while True:
             token = self._tokens.access_token()
-            response = self._retrier.call(
-                lambda token=token: self._send(method, url, token, params, json, headers)
-            )
+
+            def send(token: str = token) -> requests.Response:
+                return self._send(method, url, token, params, json, headers)
+
+            response = self._retrier.call(send)
             if response.status_code == 401 and not self._forced_refresh:
                 # The token looked valid but Google disagrees (revoked access token, clock
                 # skew): one refresh and one retry for the whole user, never more.

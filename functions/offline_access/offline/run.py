@@ -27,15 +27,13 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import firestore
-
 from ..errors import OfflineAccessError
-from ..store.job_claims import DueUser
+from ..store.job_claims import DueUser, Snapshot
 from ..store.job_results import Outcome, UserResult
 from ..structured_log import emit, user_ref
 from .context import JobDependencies, RunContext
@@ -200,7 +198,7 @@ def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessE
 
 def _due_pages(
     deps: JobDependencies, due_by: dt.datetime, page_size: int
-) -> Iterator[list[firestore.DocumentSnapshot]]:
+) -> Generator[list[Snapshot], None, None]:
     """The due users, page by page; each next page is read while the current one is worked on.
 
     A page query costs about as much as the work on a few users, so reading ahead keeps the
@@ -220,7 +218,7 @@ def _due_pages(
             page = following.result()
 
 
-def _position(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+def _position(snapshot: Snapshot) -> dict[str, Any]:
     data = snapshot.to_dict() or {}
     due = data.get("next_run_at")
     return {

@@ -61,7 +61,7 @@ def verify_id_token(
     if kid not in certificates:
         raise UpstreamInvalid("Google's ID token is signed by an unknown key.")
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
             token,
             certs={kid: certificates[kid]},
             audience=client_id,

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from werkzeug.datastructures import Headers
+
 from ..errors import ClientError
 
 MAX_BODY_BYTES = 4096
@@ -43,7 +45,7 @@ def cors_headers(origin: str | None, allowed_origins: tuple[str, ...]) -> dict[s
     return headers
 
 
-def check_preflight(headers: Mapping[str, str], allowed_origins: tuple[str, ...]) -> dict[str, str]:
+def check_preflight(headers: Mapping[str, str] | Headers, allowed_origins: tuple[str, ...]) -> dict[str, str]:
     """Answer headers for an allowed CORS preflight.
 
     Raises:
@@ -77,7 +79,7 @@ def check_preflight(headers: Mapping[str, str], allowed_origins: tuple[str, ...]
     }
 
 
-def check_post_headers(headers: Mapping[str, str], allowed_origins: tuple[str, ...]) -> None:
+def check_post_headers(headers: Mapping[str, str] | Headers, allowed_origins: tuple[str, ...]) -> None:
     """The CSRF checks of a POST, and its declared size.
 
     Raises:
@@ -154,7 +156,8 @@ def parse_body(content_type: str | None, body: bytes) -> SignInRequest:
     except UnicodeDecodeError:
         raise ClientError("The body is not valid UTF-8.") from None
 
-    state = None
+    state: str | None = None
+    code: object
     if media_type == "application/octet-stream":
         code = text.strip()
     else:
@@ -165,12 +168,13 @@ def parse_body(content_type: str | None, body: bytes) -> SignInRequest:
         if not isinstance(document, dict):
             raise ClientError("The body must be a JSON object with a code.")
         code = document.get("code")
-        state = document.get("state")
+        raw_state = document.get("state")
         if not isinstance(code, str):
             raise ClientError("The JSON body must have a string field 'code'.")
-        if state is not None and (not isinstance(state, str) or not _STATE.match(state)):
+        if raw_state is not None and (not isinstance(raw_state, str) or not _STATE.match(raw_state)):
             raise ClientError("The field 'state' must be a short URL-safe string.")
-    if not code:
+        state = raw_state
+    if not isinstance(code, str) or not code:
         raise ClientError("The body must contain the one-time code.")
     if not _CODE.match(code):
         raise ClientError("The code is not a Google authorization code.")

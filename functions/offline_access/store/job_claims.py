@@ -45,6 +45,8 @@ SKIP_CLAIMED = "claimed_by_another_run"
 SKIP_CONTENDED = "contended"
 SKIP_GONE = "deleted"
 
+Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
+
 # Answers of a write guarded by a precondition: someone else changed or removed the document.
 _CONFLICTS = (api_exceptions.FailedPrecondition, api_exceptions.NotFound)
 
@@ -79,7 +81,7 @@ class DueUser:
         return f"DueUser(fields={sorted(self.data)})"
 
     @classmethod
-    def from_snapshot(cls, snapshot: firestore.DocumentSnapshot) -> DueUser:
+    def from_snapshot(cls, snapshot: Snapshot) -> DueUser:
         return cls(sub=snapshot.id, data=snapshot.to_dict() or {}, update_time=snapshot.update_time)
 
 
@@ -117,8 +119,8 @@ class JobStore:
 
     @maps_firestore_errors
     def due_page(
-        self, due_by: dt.datetime, page_size: int, after: firestore.DocumentSnapshot | None = None
-    ) -> list[firestore.DocumentSnapshot]:
+        self, due_by: dt.datetime, page_size: int, after: Snapshot | None = None
+    ) -> list[Snapshot]:
         """One page of due active users, in `next_run_at` then name order, after `after`.
 
         Raises:
