@@ -24,6 +24,13 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO / "functions"
 _EMULATOR_RELATIVE = Path("platform/cloud-firestore-emulator/cloud_firestore_emulator")
+_PUBSUB_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+PUBSUB_INSTALL_HINT = (
+    "The Pub/Sub emulator was not found. Install the Google Cloud CLI and its emulator "
+    "(`gcloud components install pubsub-emulator`, or the Debian package "
+    "`google-cloud-cli-pubsub-emulator`) and Java 11+, or set PUBSUB_EMULATOR_HOST to a "
+    "running emulator."
+)
 INSTALL_HINT = (
     "The Firestore emulator was not found. Install the Google Cloud CLI and its emulator "
     "(`gcloud components install cloud-firestore-emulator`, or the Debian package "
@@ -52,9 +59,9 @@ def wait_until_ready(url: str, timeout: float = 30.0, process: subprocess.Popen 
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def find_firestore_emulator() -> Path:
-    """The emulator's launcher from the Google Cloud CLI, or a RuntimeError saying how to get it."""
-    override = os.environ.get("FIRESTORE_EMULATOR_BIN")
+def _find_in_cloud_sdk(relative: Path, override_variable: str, hint: str) -> Path:
+    """A launcher of the Google Cloud CLI's emulators, or a RuntimeError saying how to get it."""
+    override = os.environ.get(override_variable)
     if override:
         return Path(override)
     roots = [Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"),
@@ -63,10 +70,20 @@ def find_firestore_emulator() -> Path:
     if gcloud:
         roots.insert(0, Path(gcloud).resolve().parent.parent)
     for root in roots:
-        candidate = root / _EMULATOR_RELATIVE
+        candidate = root / relative
         if candidate.exists():
             return candidate
-    raise RuntimeError(INSTALL_HINT)
+    raise RuntimeError(hint)
+
+
+def find_firestore_emulator() -> Path:
+    """The Firestore emulator's launcher from the Google Cloud CLI."""
+    return _find_in_cloud_sdk(_EMULATOR_RELATIVE, "FIRESTORE_EMULATOR_BIN", INSTALL_HINT)
+
+
+def find_pubsub_emulator() -> Path:
+    """The Pub/Sub emulator's launcher from the Google Cloud CLI."""
+    return _find_in_cloud_sdk(_PUBSUB_RELATIVE, "PUBSUB_EMULATOR_BIN", PUBSUB_INSTALL_HINT)
 
 
 class Process:
@@ -126,6 +143,30 @@ class FirestoreEmulator(Process):
             f"http://{host_port}/emulator/v1/projects/{project}/databases/(default)/documents",
             timeout=10,
         ).raise_for_status()
+
+
+class PubSubEmulator(Process):
+    """The official Pub/Sub emulator on `host:port` (clients find it by `PUBSUB_EMULATOR_HOST`).
+
+    It keeps topics and subscriptions in memory, per project, until it stops; it pushes to HTTP
+    endpoints (without the OIDC token the real service adds) but neither redelivers a refused
+    push nor dead-letters (measured: /work/shared/reference/platform-notes.md).
+    """
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
+                 output: IO | None = None) -> None:
+        self.host_port = f"{host}:{port or free_port()}"
+        launcher = find_pubsub_emulator()
+        if not shutil.which("java"):
+            raise RuntimeError("Java is needed by the Pub/Sub emulator. " + PUBSUB_INSTALL_HINT)
+        _, _, bound_port = self.host_port.rpartition(":")
+        super().__init__("pubsub", [str(launcher), f"--host={host}", f"--port={bound_port}"],
+                         output=output)
+        try:
+            wait_until_ready(f"http://{self.host_port}/", timeout=60, process=self.popen)
+        except Exception:
+            self.stop()
+            raise
 
 
 class FunctionServer(Process):

@@ -15,7 +15,7 @@ import pytest
 from localdev.local_google import LocalGoogle
 from localdev.local_google.control import GoogleControl
 from localdev.local_secret_manager import LocalSecretManager
-from localdev.processes import FirestoreEmulator
+from localdev.processes import FirestoreEmulator, PubSubEmulator
 from tests.stack_values import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -49,6 +49,22 @@ def firestore_emulator():
     finally:
         emulator.stop()
         os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """`host:port` of a Pub/Sub emulator, started for this session if none is configured."""
+    existing = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if existing:
+        yield existing
+        return
+    emulator = PubSubEmulator()
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host_port
+    try:
+        yield emulator.host_port
+    finally:
+        emulator.stop()
+        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
 
 
 @pytest.fixture(scope="session")
