@@ -70,12 +70,17 @@ class GoogleControl:
         testing_mode: bool | None = None,
         refresh_token_mode: str | None = None,
         name: str | None = None,
+        project_id: str | None = None,
     ) -> dict:
-        """Creates or updates an OAuth client (a new client needs `client_secret`)."""
+        """Creates or updates an OAuth client (a new client needs `client_secret`).
+
+        Clients with the same `project_id` share grants (and the project's RISC stream); a
+        client created without one is alone in its own project.
+        """
         return self._call("POST", "clients", self._clean(
             client_id=client_id, client_secret=client_secret,
             javascript_origins=javascript_origins, deleted=deleted, testing_mode=testing_mode,
-            refresh_token_mode=refresh_token_mode, name=name,
+            refresh_token_mode=refresh_token_mode, name=name, project_id=project_id,
         ))
 
     def clients(self) -> list[dict]:
@@ -130,7 +135,8 @@ class GoogleControl:
         ))
 
     def revoke_grant(self, sub: str, client_id: str | None = None) -> bool:
-        """The user removes the app's access in their Google Account."""
+        """The user removes the app's access in their Google Account (for the client's whole
+        project)."""
         return self._call("POST", "revoke-grant", self._clean(sub=sub, client_id=client_id))["revoked"]
 
     def reauth_required(self, sub: str, required: bool = True) -> None:

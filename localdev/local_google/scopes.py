@@ -19,6 +19,8 @@ _ALIASES = {"email": USERINFO_EMAIL, "profile": USERINFO_PROFILE}
 
 # After normalisation, these are the "Sign-In" scopes: consented as a whole.
 IDENTITY_SCOPES = frozenset({OPENID, USERINFO_EMAIL, USERINFO_PROFILE})
+# Google sends RISC events only about users who granted one of these.
+RISC_ELIGIBLE_SCOPES = frozenset({USERINFO_EMAIL, USERINFO_PROFILE})
 
 # Scopes that let a token read the user's regular Drive space (not appDataFolder).
 DRIVE_SPACE_SCOPES = frozenset(

@@ -373,6 +373,93 @@ def test_mint_rejects_grants_that_were_not_requested(ctl):
         ctl.mint_code("openid email", sub=ALICE, granted_scopes=APPDATA)
 
 
+@pytest.mark.parametrize("granted", ["openid email", "openid", f"email {APPDATA}", APPDATA])
+def test_sign_in_scopes_are_granted_as_a_whole(google, ctl, granted):
+    response = requests.post(f"{google.url}/_control/codes", json={
+        "sub": ALICE, "scopes": SCOPES, "granted_scopes": granted}, timeout=10)
+
+    assert response.status_code == 400
+    assert "Sign-In scopes (openid, email, profile) are granted as a whole" in response.json()["error"]
+    state = ctl.state()
+    assert state["grants"] == [] and state["codes_outstanding"] == 0
+
+
+def test_sign_in_scopes_may_be_named_without_openid_and_others_may_be_declined(google, ctl):
+    body = sign_in(google, ctl, scopes=f"{SCOPES} {CALENDAR}", granted_scopes=f"email profile {CALENDAR}")
+
+    assert set(body["scope"].split()) == {"openid", EMAIL, PROFILE, CALENDAR}
+
+
+def project_clients(ctl: GoogleControl, project_id: str, count: int = 2) -> list[str]:
+    ids = [f"{uuid.uuid4().hex[:12]}.apps.googleusercontent.com" for _ in range(count)]
+    for client_id in ids:
+        ctl.client(client_id, "other-secret", [ORIGIN], project_id=project_id)
+    return ids
+
+
+def test_grants_are_unioned_across_the_clients_of_a_project(google, ctl):
+    web, other = project_clients(ctl, "shared-project")
+    first = sign_in(google, ctl, scopes="openid email profile", client_id=web, client_secret="other-secret")
+    assert set(first["scope"].split()) == {"openid", EMAIL, PROFILE}
+
+    second = sign_in(google, ctl, scopes=APPDATA, client_id=other, client_secret="other-secret")
+
+    assert set(second["scope"].split()) == FULL_SCOPE
+    assert "refresh_token" in second  # a new scope: the consent screen was shown
+    assert decode_id_token(google, second["id_token"], audience=other)["aud"] == other
+    refreshed = refresh(google, second["refresh_token"], client_id=other, client_secret="other-secret")
+    assert refreshed.status_code == 200, refreshed.text
+    assert set(refreshed.json()["scope"].split()) == FULL_SCOPE
+    assert drive_list(google, refreshed.json()["access_token"]).status_code == 200
+    # Refresh tokens still belong to one client.
+    assert oauth_error(refresh(google, first["refresh_token"], client_id=other,
+                               client_secret="other-secret"))[:2] == (401, "unauthorized_client")
+    (grant,) = [g for g in ctl.state()["grants"] if g["project_id"] == "shared-project"]
+    assert grant["client_ids"] == [web, other]
+    assert set(grant["scopes"]) == FULL_SCOPE
+    assert set(grant["live_refresh_tokens"]) == {first["refresh_token"], second["refresh_token"]}
+
+
+def test_include_granted_scopes_false_and_other_projects_see_only_their_own_grant(google, ctl):
+    web, other = project_clients(ctl, "project-one")
+    (elsewhere,) = project_clients(ctl, "project-two", count=1)
+    sign_in(google, ctl, scopes=SCOPES, client_id=web, client_secret="other-secret")
+
+    only_new = sign_in(google, ctl, scopes=CALENDAR, client_id=other, client_secret="other-secret",
+                       include_granted_scopes=False)
+    separate = sign_in(google, ctl, scopes=CALENDAR, client_id=elsewhere, client_secret="other-secret")
+
+    assert only_new["scope"] == CALENDAR
+    assert separate["scope"] == CALENDAR
+
+
+def test_a_second_client_asking_only_for_granted_scopes_sees_no_consent_screen(google, ctl):
+    web, other = project_clients(ctl, "quiet-project")
+    sign_in(google, ctl, client_id=web, client_secret="other-secret")
+
+    minted = ctl.mint_code(SCOPES, sub=ALICE, client_id=other)
+    body = exchange(google, minted["code"], client_id=other, client_secret="other-secret").json()
+
+    assert minted["prompt"] == "none"
+    assert "refresh_token" not in body
+    assert set(body["scope"].split()) == FULL_SCOPE
+
+
+def test_revoking_one_clients_token_ends_the_projects_grant(google, ctl):
+    web, other = project_clients(ctl, "revoked-project")
+    first = sign_in(google, ctl, scopes="openid email", client_id=web, client_secret="other-secret")
+    second = sign_in(google, ctl, scopes=APPDATA, client_id=other, client_secret="other-secret")
+    untouched = sign_in(google, ctl)  # the default client, its own project
+
+    assert requests.post(f"{google.url}/revoke", data={"token": first["refresh_token"]},
+                         timeout=10).status_code == 200
+
+    assert oauth_error(refresh(google, second["refresh_token"], client_id=other,
+                               client_secret="other-secret"))[:2] == (400, "invalid_grant")
+    assert drive_list(google, second["access_token"]).status_code == 401
+    assert refresh(google, untouched["refresh_token"]).status_code == 200
+
+
 # Refresh
 
 
