@@ -50,12 +50,8 @@ def required_str(data: dict, name: str) -> str:
 
 
 def opt_int(data: dict, name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ControlError(f"`{name}` must be a number")
-    return int(value)
+    value = opt_number(data, name)
+    return None if value is None else int(value)
 
 
 def opt_number(data: dict, name: str) -> float | None:

@@ -2,11 +2,14 @@
 
 Routes (see google-oauth.md §8 and docs/design.md "Google endpoints"):
 
-- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com).
+- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com); `/token` also
+  takes service accounts' JWT-bearer assertions.
 - `GET /oauth2/v1/certs`, `GET /oauth2/v3/certs`, `GET /.well-known/openid-configuration`.
 - `GET /oauth2/v3/userinfo` (and the discovery's `/v1/userinfo`), `GET /drive/v3/files[/<id>]`.
 - `GET /gsi/client` (the GIS script) and `GET|POST /o/oauth2/v2/auth` (the consent popup).
-- `/_control/...` is registered from `control_api.py`.
+- `GET /robot/v1/metadata/x509/<email>`: a service account's certificates.
+- RISC (`/.well-known/risc-configuration`, `/v1beta/...`) is registered from `risc_api.py`;
+  `/_control/...` from `control_api.py` and `risc_control.py`.
 
 Before any non-control route runs, the request is counted, its body drained (so HTTP/1.1
 keep-alive stays in sync), the fixed latency applied and a matching fault served.
@@ -38,6 +41,9 @@ from .drive import (
     select_list_fields,
 )
 from .oauth_state import ACCESS_TOKEN_EXPIRES_IN, AccessToken, Issue, OAuthError
+from .risc_api import risc_blueprint
+from .risc_control import risc_control_blueprint
+from .service_accounts import JWT_BEARER
 from .signing import ISSUER, mint_id_token
 
 # Google's token endpoint answers every response with these.
@@ -47,6 +53,9 @@ TOKEN_HEADERS = {
     "Expires": "Mon, 01 Jan 1990 00:00:00 GMT",
 }
 REALM = 'Bearer realm="https://accounts.google.com/"'
+# The audiences a service account's JWT-bearer assertion may name (google-auth uses token_uri).
+PRODUCTION_TOKEN_AUDIENCES = ("https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token",
+                              "https://www.googleapis.com/oauth2/v4/token")
 MESSAGE_TYPE = "local-google/code-response"
 ORIGIN_PATTERN = re.compile(r"^https?://[^/?#@\s]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -112,8 +121,10 @@ def create_app(backend: Backend) -> Flask:
     def token() -> Response:
         params = form_params()
         grant_type = params.get("grant_type", "")
-        if grant_type not in ("authorization_code", "refresh_token"):
+        if grant_type not in ("authorization_code", "refresh_token", JWT_BEARER):
             raise OAuthError(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
+        if grant_type == JWT_BEARER:
+            return _service_account_token(params)
         credential = "code" if grant_type == "authorization_code" else "refresh_token"
         if not params.get(credential):
             raise OAuthError(400, "invalid_request", f"Missing required parameter: {credential}")
@@ -126,6 +137,15 @@ def create_app(backend: Backend) -> Flask:
             issue = backend.oauth.refresh(client, params["refresh_token"], params.get("scope"))
             backend.counters.refreshed(issue.sub)
         return json_response(_token_body(issue), 200, TOKEN_HEADERS)
+
+    def _service_account_token(params: dict[str, str]) -> Response:
+        """The JWT-bearer grant: a service account signs an assertion, no client secret."""
+        if not params.get("assertion"):
+            raise OAuthError(400, "invalid_request", "Missing required parameter: assertion")
+        audiences = {f"{base_url()}/token", *PRODUCTION_TOKEN_AUDIENCES}
+        record, expires_in = backend.service_accounts.exchange_assertion(params["assertion"], audiences)
+        return json_response({"access_token": record.token, "expires_in": expires_in, "token_type": "Bearer"},
+                             200, TOKEN_HEADERS)
 
     def _authenticate_client(params: dict[str, str]) -> Client:
         """client_secret_basic or client_secret_post, checked in §8.2's order."""
@@ -217,11 +237,18 @@ def create_app(backend: Backend) -> Flask:
                 "claims_supported": ["aud", "email", "email_verified", "exp", "family_name",
                                      "given_name", "iat", "iss", "name", "picture", "sub"],
                 "code_challenge_methods_supported": ["plain", "S256"],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "grant_types_supported": ["authorization_code", "refresh_token", JWT_BEARER],
             },
             200,
             {"Cache-Control": "public, max-age=3600"},
         )
+
+    @app.get("/robot/v1/metadata/x509/<path:email>")
+    def service_account_certs(email: str) -> Response:
+        certs = backend.service_accounts.certificates(email)
+        if certs is None:
+            return _not_found()
+        return _certs(json.dumps(certs, indent=2).encode())
 
     # Google APIs taking a bearer token
 
@@ -472,7 +499,9 @@ def create_app(backend: Backend) -> Flask:
         )
         return Response(svg, 200, content_type="image/svg+xml")
 
+    app.register_blueprint(risc_blueprint(backend))
     app.register_blueprint(control_blueprint(backend))
+    app.register_blueprint(risc_control_blueprint(backend))
     return app
 
 

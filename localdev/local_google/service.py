@@ -79,6 +79,7 @@ class LocalGoogle:
             name="local-google", daemon=True,
         )
         self._thread.start()
+        self.backend.transmitter.start()
         return self
 
     def stop(self) -> None:
@@ -87,6 +88,7 @@ class LocalGoogle:
         if server is None:
             return
         self.backend.stopping.set()
+        self.backend.transmitter.stop()
         server.shutdown()
         server.close_connections()
         server.server_close()
