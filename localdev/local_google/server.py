@@ -469,7 +469,7 @@ def create_app(backend: Backend) -> Flask:
             users=users,
             selected=selected,
             custom_email=custom_email,
-            identity=identity,
+            identity=[(s, scope_rules.describe(s)) for s in identity],
             others=[(s, scope_rules.describe(s)) for s in others],
             granular=granular,
             error=error,

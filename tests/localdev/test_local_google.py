@@ -1044,6 +1044,20 @@ def test_consent_allow_mints_a_code_for_the_page_origin(google, ctl):
     assert token["scope"] == response["scope"] and "refresh_token" in token
 
 
+def test_consent_page_offers_no_checkbox_for_sign_in_scopes_and_a_form_cannot_drop_them(google, ctl):
+    url = auth_url(google, scope=f"{SCOPES} {CALENDAR}")
+    page = requests.get(url, timeout=10).text
+    checkboxes = re.findall(r'<input type="checkbox"[^>]*data-scope="([^"]+)"', page)
+    assert checkboxes == [APPDATA, CALENDAR]
+    assert "See your primary Google Account email address" in page  # the sign-in page's words
+
+    # A hand-made form that names only one scope still grants Sign-In as a whole.
+    posted = requests.post(url, data={"account": ALICE, "scope": [CALENDAR, "openid"], "decision": "allow"},
+                           timeout=10)
+
+    assert set(result_of(posted.text)["scope"].split()) == {"openid", EMAIL, PROFILE, CALENDAR}
+
+
 def test_consent_cancel_and_nothing_granted_are_access_denied(google):
     cancelled = requests.post(auth_url(google), data={"account": ALICE, "decision": "cancel"}, timeout=10)
     assert result_of(cancelled.text) == {"error": "access_denied", "state": "st-1"}
