@@ -167,11 +167,20 @@ class GoogleControl:
         times: int | None = None,
         match: dict[str, str] | None = None,
         method: str | None = None,
+        stall_after_bytes: int | None = None,
+        drip_interval_ms: int | None = None,
     ) -> dict:
-        """Queues a fault for `path` (`times` default 1, -1 = until cleared)."""
+        """Queues a fault for `path` (`times` default 1, -1 = until cleared).
+
+        `latency_ms` delays the answer; `timeout` holds the request `hang_seconds` and drops
+        the connection unanswered; `stall_after_bytes` sends the headers and that many bytes of
+        the answer (the fault's, or the endpoint's without `status`), then holds the rest
+        `hang_seconds` and closes; `drip_interval_ms` sends the rest one byte at a time.
+        """
         return self._call("POST", "faults", self._clean(
             path=path, status=status, body=body, headers=headers, latency_ms=latency_ms,
             timeout=timeout, hang_seconds=hang_seconds, times=times, match=match, method=method,
+            stall_after_bytes=stall_after_bytes, drip_interval_ms=drip_interval_ms,
         ))
 
     def faults(self) -> list[dict]:

@@ -12,7 +12,8 @@ Routes (see google-oauth.md §8 and docs/design.md "Google endpoints"):
   `/_control/...` from `control_api.py` and `risc_control.py`.
 
 Before any non-control route runs, the request is counted, its body drained (so HTTP/1.1
-keep-alive stays in sync), the fixed latency applied and a matching fault served.
+keep-alive stays in sync), the fixed latency applied and a matching fault served; a stalling
+fault is applied to the answer afterwards (streamed by `http_server.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from importlib import resources
 from urllib.parse import unquote_plus
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, g, render_template, request
 from werkzeug.http import http_date
 
 from . import scopes as scope_rules
@@ -40,6 +41,7 @@ from .drive import (
     select_file_fields,
     select_list_fields,
 )
+from .http_server import STREAM_ENVIRON_KEY
 from .oauth_state import ACCESS_TOKEN_EXPIRES_IN, AccessToken, Issue, OAuthError
 from .risc_api import risc_blueprint
 from .risc_control import risc_control_blueprint
@@ -90,12 +92,15 @@ def create_app(backend: Backend) -> Flask:
         fault = None
         if backend.faults.has_any():
             fault = backend.faults.take(request.method, request.path, form_params())
+        if fault is not None:
+            backend.counters.fault_served()
         delay_ms = backend.faults.latency_ms + (fault.latency_ms if fault else 0)
         if delay_ms:
-            time.sleep(delay_ms / 1000)
+            backend.stopping.wait(delay_ms / 1000)
         if fault is None:
             return None
-        backend.counters.fault_served()
+        if fault.stalls:
+            g.stall = fault  # applied to the answer, the fault's or the endpoint's, in stall_answer
         if fault.timeout:
             backend.stopping.wait(fault.hang_seconds)
             _drop_connection()
@@ -106,6 +111,18 @@ def create_app(backend: Backend) -> Flask:
         response = Response(body, fault.status, content_type=content_type)
         response.headers.update(fault.headers)
         return response
+
+    @app.after_request
+    def stall_answer(response: Response) -> Response:
+        fault = g.pop("stall", None)
+        if fault is None:
+            return response
+        body = response.get_data()
+        stalled = Response(fault.stalled_body(body, backend.stopping), response.status_code,
+                           headers=response.headers)
+        stalled.headers["Content-Length"] = str(len(body))
+        request.environ[STREAM_ENVIRON_KEY] = True
+        return stalled
 
     @app.errorhandler(OAuthError)
     def oauth_error(exc: OAuthError) -> Response:

@@ -68,9 +68,10 @@ def ctl(google: LocalGoogle) -> GoogleControl:
 # Helpers
 
 
-def token_request(google: LocalGoogle, **form) -> requests.Response:
+def token_request(google: LocalGoogle, *, stream: bool = False, timeout: float = 10,
+                  **form) -> requests.Response:
     form = {k: v for k, v in form.items() if v is not None}
-    return requests.post(f"{google.url}/token", data=form, timeout=10)
+    return requests.post(f"{google.url}/token", data=form, timeout=timeout, stream=stream)
 
 
 def exchange(google: LocalGoogle, code: str, redirect_uri: str | None = "postmessage",
@@ -112,10 +113,11 @@ def unverified_claims(token: str) -> dict:
     return jwt.decode(token, verify=False)
 
 
-def drive_list(google: LocalGoogle, access_token: str | None, **params) -> requests.Response:
+def drive_list(google: LocalGoogle, access_token: str | None, timeout: float = 10,
+               **params) -> requests.Response:
     headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
     params.setdefault("spaces", "appDataFolder")
-    return requests.get(f"{google.url}/drive/v3/files", params=params, headers=headers, timeout=10)
+    return requests.get(f"{google.url}/drive/v3/files", params=params, headers=headers, timeout=timeout)
 
 
 def new_client(ctl: GoogleControl, **settings) -> str:
@@ -948,6 +950,97 @@ def test_latency(google, ctl):
     started = time.monotonic()
     ctl.counters()  # control calls are never delayed
     assert time.monotonic() - started < 0.15
+
+
+@pytest.mark.parametrize("endpoint", ["token", "userinfo", "drive"])
+def test_latency_per_endpoint_can_outlast_the_clients_timeout(google, ctl, endpoint):
+    body = sign_in(google, ctl)
+    calls = {
+        "token": ("/token", lambda timeout: refresh(google, body["refresh_token"], timeout=timeout)),
+        "userinfo": ("/oauth2/v3/userinfo", lambda timeout: requests.get(
+            f"{google.url}/oauth2/v3/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"},
+            timeout=timeout)),
+        "drive": ("/drive/v3/files", lambda timeout: requests.get(
+            f"{google.url}/drive/v3/files", params={"spaces": "appDataFolder"},
+            headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=timeout)),
+    }
+    path, call = calls[endpoint]
+    key = f"{'POST' if endpoint == 'token' else 'GET'} {path}"
+    before = ctl.counters()["requests"].get(key, 0)
+    ctl.fault(path, latency_ms=1500)
+
+    with pytest.raises(requests.ReadTimeout):
+        call(0.3)
+
+    assert call(10).status_code == 200  # the fault was used up
+    served = ctl.counters()
+    assert served["faults_served"] == 1 and served["requests"][key] == before + 2
+
+
+def test_a_slow_refresh_still_happens_after_the_client_gave_up(google, ctl):
+    rt = sign_in(google, ctl)["refresh_token"]
+    ctl.fault("/token", latency_ms=800, match={"grant_type": "refresh_token"})
+
+    with pytest.raises(requests.ReadTimeout):
+        refresh(google, rt, timeout=0.2)
+
+    deadline = time.monotonic() + 10
+    while ctl.counters()["refresh_by_sub"].get(ALICE) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctl.counters()["refresh_by_sub"] == {ALICE: 1}  # Google did the work; the answer was lost
+
+
+def test_stalled_answer_sends_headers_then_holds_the_rest(google, ctl):
+    minted = ctl.mint_code(SCOPES, sub=ALICE)
+    ctl.fault("/token", stall_after_bytes=16, hang_seconds=5)
+
+    response = token_request(google, grant_type="authorization_code", code=minted["code"],
+                             client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri="postmessage",
+                             stream=True, timeout=0.3)
+    assert response.status_code == 200  # the status line and headers came
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert int(response.headers["Content-Length"]) > 16
+    with pytest.raises(requests.ConnectionError, match="Read timed out"):
+        response.content  # noqa: B018 (reading the body is the point)
+
+    # The endpoint ran: the code is spent although its answer never arrived.
+    assert oauth_error(exchange(google, minted["code"]))[:2] == (400, "invalid_grant")
+
+
+def test_stalled_answer_is_cut_off_after_the_hang(google, ctl):
+    ctl.fault("/oauth2/v3/certs", status=200, body={"keys": []}, stall_after_bytes=4, hang_seconds=0.2)
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(f"{google.url}/oauth2/v3/certs", timeout=5)
+    assert requests.get(f"{google.url}/oauth2/v3/certs", timeout=10).json()["keys"]
+
+
+def test_dripped_answer_outlasts_a_per_read_timeout(google, ctl):
+    access_token = sign_in(google, ctl)["access_token"]
+    expected = drive_list(google, access_token, fields="files(id)").json()
+    ctl.fault("/drive/v3/files", drip_interval_ms=40)
+
+    started = time.monotonic()
+    dripped = drive_list(google, access_token, fields="files(id)", timeout=0.25)
+    elapsed = time.monotonic() - started
+
+    assert dripped.status_code == 200 and dripped.json() == expected
+    # A lower bound set by the server's own sleeps (one per byte), not a speed check: the whole
+    # answer took longer than the client's timeout, which bounds each read, not the request.
+    assert elapsed >= (len(dripped.content) - 1) * 0.04 > 0.25
+
+
+@pytest.mark.parametrize("fault", [
+    {"path": "/token", "timeout": True, "stall_after_bytes": 1},
+    {"path": "/token", "stall_after_bytes": -1},
+    {"path": "/token", "drip_interval_ms": 0},
+    {"path": "/token", "latency_ms": -5},
+])
+def test_contradictory_or_negative_fault_settings_are_refused(google, ctl, fault):
+    response = requests.post(f"{google.url}/_control/faults", json=fault, timeout=10)
+
+    assert response.status_code == 400 and response.json()["error"]
+    assert ctl.faults() == []
 
 
 def test_counters(google, ctl):
