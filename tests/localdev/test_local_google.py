@@ -27,6 +27,7 @@ from google.oauth2 import id_token as google_id_token
 from google.oauth2.credentials import Credentials
 
 from localdev.local_google import GoogleControl, LocalGoogle
+from localdev.local_google.scopes import describe, read_scope_names
 from localdev.local_google.signing import at_hash
 
 CLIENT_ID = "cid.apps.googleusercontent.com"
@@ -1189,6 +1190,21 @@ def test_consent_error_pages(google, params, status, code):
     assert page.status_code == status
     assert f"Error {status}: {code}" in page.text
     assert 'id="error-code"' in page.text
+
+
+def test_scope_names_are_read_from_the_sign_in_pages_table(tmp_path):
+    source = tmp_path / "scopes.js"
+    source.write_text('const AUTH = "https://www.googleapis.com/auth/";\n'
+                      'const NAMES = new Map([\n  ["openid", "Say \\"hi\\""],\n'
+                      '  [AUTH + "tasks", "Tasks"],\n]);\n')
+    assert read_scope_names(source) == {"openid": 'Say "hi"', "https://www.googleapis.com/auth/tasks": "Tasks"}
+
+    source.write_text(source.read_text().replace('[AUTH + "tasks", "Tasks"]', "[AUTH + 'tasks', 'Tasks']"))
+    with pytest.raises(RuntimeError, match="read 1 of the 2 NAMES entries"):
+        read_scope_names(source)
+    with pytest.raises(RuntimeError, match="reads scope names"):
+        read_scope_names(tmp_path / "missing.js")
+    assert describe("profile") == read_scope_names()[PROFILE]
 
 
 def test_gsi_client_script(google):
