@@ -1,4 +1,5 @@
-"""A local stand-in for Google's OAuth server, OpenID endpoints, Drive appData and GIS script.
+"""A local stand-in for Google's OAuth server, OpenID endpoints, Drive appData, GIS script and
+Cross-Account Protection (RISC) transmitter.
 
 Tests start it in-process (`LocalGoogle(...).start()`); `make dev` runs it with
 `python -m localdev.local_google`. Behaviour follows docs/design.md and

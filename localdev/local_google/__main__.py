@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8090, help="port (0 = any free port)")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
+    parser.add_argument("--project-id", default=None,
+                        help="the client's Cloud project (RISC stream, service accounts); "
+                             "default: the client id's first label")
     parser.add_argument("--origin", action="append", dest="origins",
                         help="authorized JavaScript origin (repeatable; default http://localhost:8080)")
     parser.add_argument("--refresh-token-mode", choices=REFRESH_TOKEN_MODES, default="first_consent")
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         code_ttl=args.code_ttl,
         certs_max_age=args.certs_max_age,
+        project_id=args.project_id,
         verbose=args.verbose,
     )
     stop = threading.Event()

@@ -1,7 +1,7 @@
 """The state every route of the local Google works on, gathered in one object.
 
-`server.py` (Google's endpoints) and `control_api.py` (the test hooks) both receive a
-`Backend`; `service.py` builds one and serves it.
+`server.py` and `risc_api.py` (Google's endpoints) and `control_api.py` and `risc_control.py`
+(the test hooks) all receive a `Backend`; `service.py` builds one and serves it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from .directory import Directory, User
 from .drive import DriveStore
 from .faults import Counters, FaultInjector
 from .oauth_state import DEFAULT_CODE_TTL, OAuthState
+from .risc_delivery import Transmitter
+from .risc_stream import RiscSettings, StreamRegistry
+from .service_accounts import ServiceAccounts
 from .signing import ID_TOKEN_MODES, KeyRing
 
 DEFAULT_CERTS_MAX_AGE = 21600
@@ -29,6 +32,10 @@ class Backend:
     drive: DriveStore
     faults: FaultInjector
     counters: Counters
+    service_accounts: ServiceAccounts
+    risc_streams: StreamRegistry
+    risc_settings: RiscSettings
+    transmitter: Transmitter
     default_code_ttl: int = DEFAULT_CODE_TTL
     default_certs_max_age: int = DEFAULT_CERTS_MAX_AGE
     certs_max_age: int = DEFAULT_CERTS_MAX_AGE
@@ -45,6 +52,7 @@ class Backend:
         certs_max_age: int = DEFAULT_CERTS_MAX_AGE,
     ) -> Backend:
         clock = Clock()
+        streams, risc_settings = StreamRegistry(), RiscSettings()
         return cls(
             clock=clock,
             directory=Directory(),
@@ -53,15 +61,20 @@ class Backend:
             drive=DriveStore(),
             faults=FaultInjector(latency_ms),
             counters=Counters(),
+            service_accounts=ServiceAccounts(clock),
+            risc_streams=streams,
+            risc_settings=risc_settings,
+            transmitter=Transmitter(streams, risc_settings),
             default_code_ttl=code_ttl,
             default_certs_max_age=certs_max_age,
             certs_max_age=certs_max_age,
         )
 
     def reset(self) -> None:
-        """Forgets users, grants, tokens, files, faults, counters and the clock offset.
+        """Forgets users, grants, tokens, files, faults, counters, the clock offset, RISC
+        streams, deliveries and settings.
 
-        Signing keys and OAuth clients are kept: they are configuration, not state.
+        Signing keys, OAuth clients and service accounts are kept: they are configuration.
         """
         self.oauth.reset()
         self.oauth.code_ttl = self.default_code_ttl
@@ -72,6 +85,11 @@ class Backend:
         self.clock.reset()
         self.certs_max_age = self.default_certs_max_age
         self.id_token_mode = "normal"
+        self.service_accounts.reset_tokens()
+        self.transmitter.reset()
+        self.risc_streams.reset()
+        defaults = RiscSettings()
+        self.risc_settings.update({k: getattr(defaults, k) for k in defaults.public()})
 
     def set_id_token_mode(self, mode: str) -> None:
         if mode not in ID_TOKEN_MODES:

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
+from . import control_input as cin
 from . import scopes as scope_rules
 from .backend import Backend
+from .control_input import ControlError
 from .directory import Client, User, sub_for_email, user_from_email
 from .faults import Fault
-
-
-class ControlError(ValueError):
-    """Bad control input (answered with 400, or `status`)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def control_blueprint(backend: Backend) -> Blueprint:
@@ -46,12 +40,12 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/clients")
     def put_client() -> Response:
-        body = _body()
-        client_id = _required_str(body, "client_id")
+        body = cin.body()
+        client_id = cin.required_str(body, "client_id")
         changes: dict[str, Any] = {}
-        for name in ("client_secret", "name", "refresh_token_mode"):
+        for name in ("client_secret", "name", "refresh_token_mode", "project_id"):
             if name in body:
-                changes[name] = _str(body, name)
+                changes[name] = cin.string(body, name)
         for name in ("deleted", "testing_mode"):
             if name in body:
                 changes[name] = bool(body[name])
@@ -69,7 +63,7 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/users")
     def put_users() -> Response:
-        body = _body()
+        body = cin.body()
         items = body.get("users") if "users" in body else [body]
         if not isinstance(items, list):
             raise ControlError("`users` must be a list")
@@ -78,9 +72,9 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/codes")
     def mint_code() -> Response:
-        body = _body()
+        body = cin.body()
         client = _client(body)
-        user = backend.directory.resolve_user(_opt_str(body, "sub"), _opt_str(body, "email"))
+        user = backend.directory.resolve_user(cin.opt_str(body, "sub"), cin.opt_str(body, "email"))
         requested = scope_rules.split(body.get("scopes") or body.get("scope"))
         if not requested:
             raise ControlError("`scopes` is required")
@@ -90,13 +84,13 @@ def control_blueprint(backend: Backend) -> Blueprint:
             user.sub,
             requested,
             scope_rules.split(granted) if granted is not None else None,
-            redirect_uri=_opt_str(body, "redirect_uri") or "postmessage",
+            redirect_uri=cin.opt_str(body, "redirect_uri") or "postmessage",
             offline=bool(body.get("offline", True)),
             include_granted_scopes=bool(body.get("include_granted_scopes", True)),
-            prompt=_opt_str(body, "prompt"),
-            code_challenge=_opt_str(body, "code_challenge"),
-            code_challenge_method=_opt_str(body, "code_challenge_method"),
-            refresh_token_lifetime=_opt_int(body, "refresh_token_lifetime_seconds"),
+            prompt=cin.opt_str(body, "prompt"),
+            code_challenge=cin.opt_str(body, "code_challenge"),
+            code_challenge_method=cin.opt_str(body, "code_challenge_method"),
+            refresh_token_lifetime=cin.opt_int(body, "refresh_token_lifetime_seconds"),
         )
         return jsonify(
             code=consent.code,
@@ -112,7 +106,7 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/faults")
     def add_fault() -> Response:
-        fault = Fault.from_json(_body())
+        fault = Fault.from_json(cin.body())
         backend.faults.add(fault)
         return jsonify(fault.public())
 
@@ -123,7 +117,7 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/latency")
     def latency() -> Response:
-        ms = _opt_int(_body(), "ms")
+        ms = cin.opt_int(cin.body(), "ms")
         if ms is None or ms < 0:
             raise ControlError("`ms` must be a non-negative integer")
         backend.faults.latency_ms = ms
@@ -135,7 +129,7 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/id-token-mode")
     def set_id_token_mode() -> Response:
-        backend.set_id_token_mode(_required_str(_body(), "mode"))
+        backend.set_id_token_mode(cin.required_str(cin.body(), "mode"))
         return jsonify(mode=backend.id_token_mode)
 
     @bp.post("/rotate-keys")
@@ -149,7 +143,7 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/clock")
     def advance_clock() -> Response:
-        seconds = _body().get("advance_seconds")
+        seconds = cin.body().get("advance_seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise ControlError("`advance_seconds` must be a number")
         offset = backend.clock.advance(float(seconds))
@@ -157,14 +151,14 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/revoke-grant")
     def revoke_grant() -> Response:
-        body = _body()
+        body = cin.body()
         sub = _sub(body)
-        client_id = _opt_str(body, "client_id") or backend.directory.default_client_id
-        return jsonify(revoked=backend.oauth.revoke_grant(sub, client_id or ""))
+        client = _client(body, allow_deleted=True)
+        return jsonify(revoked=backend.oauth.revoke_grant(sub, client.project_id))
 
     @bp.post("/reauth-required")
     def reauth_required() -> Response:
-        body = _body()
+        body = cin.body()
         sub = _sub(body)
         required = bool(body.get("required", True))
         backend.oauth.set_reauth_required(sub, required)
@@ -172,8 +166,8 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/drive-files")
     def drive_files() -> Response:
-        body = _body()
-        user = backend.directory.resolve_user(_opt_str(body, "sub"), _opt_str(body, "email"))
+        body = cin.body()
+        user = backend.directory.resolve_user(cin.opt_str(body, "sub"), cin.opt_str(body, "email"))
         files = body.get("files")
         if not isinstance(files, list):
             raise ControlError("`files` must be a list of {name, mimeType?}")
@@ -194,9 +188,9 @@ def control_blueprint(backend: Backend) -> Blueprint:
 
     @bp.post("/settings")
     def put_settings() -> Response:
-        body = _body()
-        code_ttl = _opt_int(body, "code_ttl_seconds")
-        max_age = _opt_int(body, "certs_max_age_seconds")
+        body = cin.body()
+        code_ttl = cin.opt_int(body, "code_ttl_seconds")
+        max_age = cin.opt_int(body, "certs_max_age_seconds")
         if code_ttl is not None:
             if code_ttl <= 0:
                 raise ControlError("`code_ttl_seconds` must be positive")
@@ -216,20 +210,20 @@ def control_blueprint(backend: Backend) -> Blueprint:
             "default_client_id": backend.directory.default_client_id,
         }
 
-    def _client(body: dict) -> Client:
-        client_id = _opt_str(body, "client_id") or backend.directory.default_client_id
+    def _client(body: dict, allow_deleted: bool = False) -> Client:
+        client_id = cin.opt_str(body, "client_id") or backend.directory.default_client_id
         client = backend.directory.client(client_id)
         if client is None:
             raise ControlError(f"unknown client_id {client_id!r}")
-        if client.deleted:
+        if client.deleted and not allow_deleted:
             raise ControlError(f"client {client_id!r} is deleted")
         return client
 
     def _sub(body: dict) -> str:
-        sub = _opt_str(body, "sub")
+        sub = cin.opt_str(body, "sub")
         if sub:
             return sub
-        email = _opt_str(body, "email")
+        email = cin.opt_str(body, "email")
         user = backend.directory.user_by_email(email) if email else None
         if user is None:
             raise ControlError("`sub` (or the `email` of a known user) is required", 404 if email else 400)
@@ -241,11 +235,11 @@ def control_blueprint(backend: Backend) -> Blueprint:
 def _user_from(item: Any) -> User:
     if not isinstance(item, dict):
         raise ControlError("a user is an object {sub, email, name?, picture?, hd?, email_verified?}")
-    email = _required_str(item, "email")
-    base = user_from_email(email, _opt_str(item, "sub") or sub_for_email(email))
-    name = _opt_str(item, "name")
-    given = _opt_str(item, "given_name")
-    family = _opt_str(item, "family_name")
+    email = cin.required_str(item, "email")
+    base = user_from_email(email, cin.opt_str(item, "sub") or sub_for_email(email))
+    name = cin.opt_str(item, "name")
+    given = cin.opt_str(item, "given_name")
+    family = cin.opt_str(item, "family_name")
     if name and not given:
         given, _, rest = name.partition(" ")
         family = family or rest or None
@@ -255,46 +249,7 @@ def _user_from(item: Any) -> User:
         name=name or base.name,
         given_name=given or base.given_name,
         family_name=family or base.family_name,
-        picture=_opt_str(item, "picture"),
-        hd=_opt_str(item, "hd"),
+        picture=cin.opt_str(item, "picture"),
+        hd=cin.opt_str(item, "hd"),
         email_verified=bool(item.get("email_verified", True)),
     )
-
-
-def _body() -> dict:
-    data = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(data, dict):
-        raise ControlError("the body must be a JSON object")
-    return data
-
-
-def _opt_str(body: dict, name: str) -> str | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ControlError(f"`{name}` must be a string")
-    return value
-
-
-def _str(body: dict, name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise ControlError(f"`{name}` must be a string")
-    return value
-
-
-def _required_str(body: dict, name: str) -> str:
-    value = _opt_str(body, name)
-    if value is None:
-        raise ControlError(f"`{name}` is required")
-    return value
-
-
-def _opt_int(body: dict, name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ControlError(f"`{name}` must be a number")
-    return int(value)

@@ -3,12 +3,15 @@
 Users stand for Google Accounts (consumer or Workspace); clients stand for OAuth web clients
 registered in a Cloud project, with their secret, Authorized JavaScript origins and the
 project settings that change token behaviour (Testing publishing status, refresh-token mode).
+Every client belongs to a project (`project_id`): grants are kept per user and project, and the
+project owns the RISC stream. A client created without one is alone in its own project.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -39,9 +42,24 @@ class Client:
     testing_mode: bool = False
     refresh_token_mode: str = "first_consent"
     name: str = "Local app"
+    project_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.project_id:
+            self.project_id = default_project_id(self.client_id)
 
     def public(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def default_project_id(client_id: str) -> str:
+    """The project of a client created without one: its own, named after the id's first label.
+
+    `123-abc.apps.googleusercontent.com` is in project `123-abc`, so every such client is alone
+    in its project, as the local Google behaved before projects existed.
+    """
+    label = client_id.split(".", 1)[0].lower()
+    return re.sub(r"[^a-z0-9-]", "-", label) or "project"
 
 
 def default_users() -> list[User]:
@@ -172,6 +190,16 @@ class Directory:
 
     def client(self, client_id: str | None) -> Client | None:
         return self._clients.get(client_id) if client_id else None
+
+    def project_clients(self, project_id: str) -> list[Client]:
+        """The project's clients, in the order they were created."""
+        with self._lock:
+            return [c for c in self._clients.values() if c.project_id == project_id]
+
+    def default_project(self) -> str | None:
+        """The default client's project (where service accounts go when none is named)."""
+        client = self.client(self.default_client_id)
+        return client.project_id if client else None
 
     def clients(self) -> list[Client]:
         with self._lock:

@@ -1,9 +1,12 @@
 """Injected failures and latency, and the request counters tests assert on.
 
 Faults are rules queued per path and served first-in, first-out: each answers up to `times`
-matching requests with a status/body, extra latency, or a hang that ends with the connection
-dropped. A fixed latency can be added before every non-control answer (benchmarks).
-Counters count every served request, including faulted ones.
+matching requests with a status/body, extra latency (before the endpoint runs), a hang that ends
+with the connection dropped before any answer (`timeout`), or a stalled answer: the status line,
+the headers and the first `stall_after_bytes` bytes of the body go out, then the rest is held for
+`hang_seconds` and the connection closed, or dripped one byte every `drip_interval_ms` (an
+answer that never trips a per-read timeout). A fixed latency can be added before every
+non-control answer (benchmarks). Counters count every served request, including faulted ones.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -48,6 +52,12 @@ class Fault:
     times: int = 1
     match: dict[str, str] = field(default_factory=dict)
     method: str | None = None
+    stall_after_bytes: int | None = None
+    drip_interval_ms: int | None = None
+
+    @property
+    def stalls(self) -> bool:
+        return self.stall_after_bytes is not None or self.drip_interval_ms is not None
 
     @classmethod
     def from_json(cls, data: dict) -> Fault:
@@ -65,11 +75,21 @@ class Fault:
             times=_opt_int(data.get("times")) if data.get("times") is not None else 1,
             match={str(k): str(v) for k, v in (data.get("match") or {}).items()},
             method=(data.get("method") or None) and str(data["method"]).upper(),
+            stall_after_bytes=_opt_int(data.get("stall_after_bytes")),
+            drip_interval_ms=_opt_int(data.get("drip_interval_ms")),
         )
         if fault.times == 0 or fault.times < -1:
             raise ValueError("`times` must be positive, or -1 for until cleared")
         if fault.status is not None and not 100 <= fault.status <= 599:
             raise ValueError("`status` must be an HTTP status")
+        if fault.latency_ms < 0 or fault.hang_seconds < 0:
+            raise ValueError("`latency_ms` and `hang_seconds` must be >= 0")
+        if fault.stall_after_bytes is not None and fault.stall_after_bytes < 0:
+            raise ValueError("`stall_after_bytes` must be >= 0")
+        if fault.drip_interval_ms is not None and fault.drip_interval_ms <= 0:
+            raise ValueError("`drip_interval_ms` must be > 0")
+        if fault.timeout and fault.stalls:
+            raise ValueError("`timeout` sends nothing; `stall_after_bytes`/`drip_interval_ms` send part of an answer")
         return fault
 
     def matches(self, method: str, path: str, params: dict[str, str]) -> bool:
@@ -114,7 +134,21 @@ class Fault:
             "times": self.times,
             "match": self.match,
             "method": self.method,
+            "stall_after_bytes": self.stall_after_bytes,
+            "drip_interval_ms": self.drip_interval_ms,
         }
+
+    def stalled_body(self, body: bytes, stopping: threading.Event) -> Iterator[bytes]:
+        """The body as a stalled answer sends it (see the module doc); ends early on `stopping`."""
+        sent = self.stall_after_bytes or 0
+        yield body[:sent]
+        if self.drip_interval_ms is None:
+            stopping.wait(self.hang_seconds)
+            return  # the rest never comes: the server closes the connection
+        for index in range(sent, len(body)):
+            if stopping.wait(self.drip_interval_ms / 1000):
+                return
+            yield body[index:index + 1]
 
 
 def _opt_int(value) -> int | None:

@@ -18,6 +18,9 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 # An unread request body bigger than this is not drained: the connection is closed instead.
 MAX_DRAIN = 1024 * 1024
+# Set in the WSGI environ by an app whose answer must go out as it is produced (a stalled
+# answer): headers first, then each chunk flushed, then the connection closed.
+STREAM_ENVIRON_KEY = "local_google.stream"
 _DROPPED = (ConnectionError, socket.timeout)
 
 
@@ -93,6 +96,10 @@ class KeepAliveHandler(WSGIRequestHandler):
 
         try:
             result = self.server.app(environ, start_response)
+            if environ.get(STREAM_ENVIRON_KEY):
+                self._drain(body_input, length, chunked)
+                self._stream(started[0], started[1], result)
+                return
             try:
                 chunks.extend(result)
             finally:
@@ -112,6 +119,29 @@ class KeepAliveHandler(WSGIRequestHandler):
             self._respond(started[0], started[1], b"".join(chunks))
         except _DROPPED:
             self.close_connection = True
+
+    def _stream(self, status: str, headers: list[tuple[str, str]], result) -> None:
+        """Sends the headers as given (with the full Content-Length), then each chunk as the
+        app yields it, then closes the connection, complete or not."""
+        self.close_connection = True
+        code_text, _, reason = status.partition(" ")
+        try:
+            self.send_response(int(code_text), reason)
+            for key, value in headers:
+                if key.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                    self.send_header(key, value)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            for chunk in result:
+                if chunk:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+        except _DROPPED:
+            pass
+        finally:
+            if hasattr(result, "close"):
+                result.close()
 
     def _drain(self, body_input: _CountingInput, length: int, chunked: bool) -> None:
         if chunked:

@@ -3,14 +3,19 @@
 This is the state behind `/token`, `/revoke`, the consent page and the APIs that take a bearer
 token (google-oauth.md §8.1-8.5):
 
-- A *grant* is what a user consented to for one client: a set of scopes, unioned over
-  consents. Revoking any token of the grant (or the user removing the app) deletes the grant,
-  which kills every token issued under it.
+- A *grant* is what a user consented to for one project: a set of scopes, unioned over
+  consents through any of the project's clients (so `include_granted_scopes` covers scopes
+  granted through another client of the project). Revoking any token of the grant (or the user
+  removing the app) deletes the grant, which kills every token issued under it, for every
+  client of the project.
+- *Sign-In scopes* (openid, email, profile) are granted as a whole: a consent that grants only
+  some of the requested ones is refused.
 - *Codes* are single-use and expire after a TTL. Redeeming a code twice fails and, as
   RFC 6749 §4.1.2 recommends, revokes the tokens the first redemption produced.
 - *Refresh tokens* are issued only for offline codes that came with a consent screen (first
-  consent, new scopes, re-consent after a refresh token expired, or `prompt=consent`) unless
-  the client's mode is "always". At most 100 stay live per (user, client), the oldest evicted
+  consent to the project, new scopes, re-consent after a refresh token expired, or
+  `prompt=consent`) unless the client's mode is "always". They belong to one client. At most
+  100 stay live per (user, client), the oldest evicted
   silently. They die when revoked, after 180 days unused, 7 days after consent in Testing
   mode (unless only Sign-In scopes), or at a time-based expiry.
 
@@ -71,6 +76,8 @@ class Grant:
     id: int
     scopes: set[str]
     created_at: float
+    # The project's clients the user consented through, in order.
+    client_ids: list[str] = field(default_factory=list)
     # Set when a refresh token expired (Testing mode, time-based, idle): the next sign-in shows
     # the consent screen again and so brings a new refresh token.
     reconsent: bool = False
@@ -80,6 +87,7 @@ class Grant:
 class Code:
     code: str
     client_id: str
+    project_id: str
     sub: str
     redirect_uri: str
     scopes: frozenset[str]
@@ -101,6 +109,7 @@ class RefreshToken:
     token: str
     sub: str
     client_id: str
+    project_id: str
     grant_id: int
     scopes: frozenset[str]
     issued_at: float
@@ -116,6 +125,7 @@ class AccessToken:
     token: str
     sub: str
     client_id: str
+    project_id: str
     grant_id: int
     scopes: frozenset[str]
     expires_at: float
@@ -178,6 +188,9 @@ class OAuthState:
         self._live: dict[tuple[str, str], deque[str]] = {}
         self._access: dict[str, AccessToken] = {}
         self._reauth: set[str] = set()
+        # (sub, project) -> clients through which the user ever granted email or profile: RISC
+        # events go to users who did, even after they revoked the grant.
+        self._sign_in_clients: dict[tuple[str, str], list[str]] = {}
         self._next_grant_id = 1
         self._codes_since_sweep = 0
         self._access_since_sweep = 0
@@ -206,7 +219,8 @@ class OAuthState:
         """Records the user's approval and mints a code, as the consent page's Allow does.
 
         Raises:
-            ValueError: no scopes, invalid scopes, or granted scopes that were not requested.
+            ValueError: no scopes, invalid scopes, granted scopes that were not requested, or
+                a grant of only some of the requested Sign-In scopes.
         """
         invalid = [s for s in requested if not scope_rules.is_valid(s)]
         if invalid:
@@ -218,14 +232,20 @@ class OAuthState:
         if not granted_set <= requested_set:
             extra = sorted(granted_set - requested_set)
             raise ValueError(f"granted scopes were not requested: {extra}")
+        missing_sign_in = sorted((requested_set - granted_set) & scope_rules.IDENTITY_SCOPES)
+        if missing_sign_in:
+            raise ValueError(
+                "Sign-In scopes (openid, email, profile) are granted as a whole: the grant must "
+                f"include every requested one, and misses {missing_sign_in}"
+            )
         if code_challenge_method not in (None, "plain", "S256"):
             raise ValueError("code_challenge_method must be plain or S256")
 
         code = new_code()
-        key = (sub, client.client_id)
+        key = (sub, client.project_id)
         now = self.clock.now()
         with self._lock:
-            self._expire_live_locked(key, now)
+            self._expire_project_locked(key, now)
             grant = self._grants.get(key)
             consent_screen = (
                 grant is None
@@ -241,10 +261,17 @@ class OAuthState:
                 grant.scopes |= granted_set
                 if consent_screen:
                     grant.reconsent = False
+            if client.client_id not in grant.client_ids:
+                grant.client_ids.append(client.client_id)
+            if granted_set & scope_rules.RISC_ELIGIBLE_SCOPES:
+                clients = self._sign_in_clients.setdefault(key, [])
+                if client.client_id not in clients:
+                    clients.append(client.client_id)
             code_scopes = frozenset(grant.scopes) if include_granted_scopes else granted_set
             self._codes[code] = Code(
                 code=code,
                 client_id=client.client_id,
+                project_id=client.project_id,
                 sub=sub,
                 redirect_uri=redirect_uri,
                 scopes=code_scopes,
@@ -302,8 +329,7 @@ class OAuthState:
                 code_verifier or "", rec.code_challenge, rec.code_challenge_method
             ):
                 raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
-            key = (rec.sub, rec.client_id)
-            grant = self._grants.get(key)
+            grant = self._grants.get((rec.sub, rec.project_id))
             if grant is None or grant.id != rec.grant_id:
                 raise _bad_request()
             rec.used = True
@@ -312,8 +338,7 @@ class OAuthState:
             if rec.offline and (client.refresh_token_mode == "always" or rec.consent_screen):
                 self._add_refresh_locked(rec, client, refresh_token, now, issue)
             rec.issued_access.append(access_token)
-            self._add_access_locked(access_token, rec.sub, rec.client_id, rec.grant_id,
-                                    rec.scopes, issue.refresh_token, now)
+            self._add_access_locked(access_token, rec, rec.scopes, issue.refresh_token, now)
         return issue
 
     def _add_refresh_locked(
@@ -328,7 +353,9 @@ class OAuthState:
         expires_at, reason = min(expiry) if expiry else (None, None)
         key = (rec.sub, rec.client_id)
         self._refresh[token] = RefreshToken(
-            token, rec.sub, rec.client_id, rec.grant_id, rec.scopes, now, now, expires_at, reason
+            token=token, sub=rec.sub, client_id=rec.client_id, project_id=rec.project_id,
+            grant_id=rec.grant_id, scopes=rec.scopes, issued_at=now, last_used_at=now,
+            expires_at=expires_at, expiry_reason=reason,
         )
         live = self._live.setdefault(key, deque())
         live.append(token)
@@ -340,15 +367,16 @@ class OAuthState:
     def _add_access_locked(
         self,
         token: str,
-        sub: str,
-        client_id: str,
-        grant_id: int,
+        origin: Code | RefreshToken,
         scopes: frozenset[str],
         refresh_token: str | None,
         now: float,
     ) -> None:
+        """Records an access token issued from a code or a refresh token (`origin`)."""
         self._access[token] = AccessToken(
-            token, sub, client_id, grant_id, scopes, now + ACCESS_TOKEN_LIFETIME, refresh_token
+            token=token, sub=origin.sub, client_id=origin.client_id, project_id=origin.project_id,
+            grant_id=origin.grant_id, scopes=scopes, expires_at=now + ACCESS_TOKEN_LIFETIME,
+            refresh_token=refresh_token,
         )
         self._access_since_sweep += 1
         if self._access_since_sweep >= 4096:
@@ -399,8 +427,7 @@ class OAuthState:
                     )
                 granted = wanted
             rec.last_used_at = now
-            self._add_access_locked(access_token, rec.sub, rec.client_id, rec.grant_id,
-                                    granted, rec.token, now)
+            self._add_access_locked(access_token, rec, granted, rec.token, now)
         return Issue(rec.sub, rec.client_id, access_token, granted)
 
     @staticmethod
@@ -413,8 +440,7 @@ class OAuthState:
         """Evaluates lazily whether a refresh token died, recording why."""
         if rec.dead_reason is not None:
             return False
-        key = (rec.sub, rec.client_id)
-        grant = self._grants.get(key)
+        grant = self._grants.get((rec.sub, rec.project_id))
         if grant is None or grant.id != rec.grant_id:
             self._kill_locked(rec, "revoked", now)
             return False
@@ -429,9 +455,20 @@ class OAuthState:
             return False
         return True
 
-    def _expire_live_locked(self, key: tuple[str, str], now: float) -> None:
-        for token in list(self._live.get(key, ())):
-            self._alive_locked(self._refresh[token], now)
+    def _project_live_locked(self, key: tuple[str, str]) -> list[RefreshToken]:
+        """The live refresh tokens of a user's grant on a project, over all its clients."""
+        sub, project_id = key
+        return [
+            self._refresh[token]
+            for (live_sub, _client_id), tokens in self._live.items()
+            if live_sub == sub
+            for token in tokens
+            if self._refresh[token].project_id == project_id
+        ]
+
+    def _expire_project_locked(self, key: tuple[str, str], now: float) -> None:
+        for rec in self._project_live_locked(key):
+            self._alive_locked(rec, now)
 
     def _kill_locked(self, rec: RefreshToken, reason: str, now: float) -> None:
         rec.dead_reason, rec.dead_at = reason, now
@@ -454,24 +491,35 @@ class OAuthState:
             if refresh is not None:
                 if not self._alive_locked(refresh, now):
                     return False
-                self._revoke_grant_locked((refresh.sub, refresh.client_id), now)
+                self._revoke_grant_locked((refresh.sub, refresh.project_id), now)
                 return True
             access = self._access_locked(token, now)
             if access is None:
                 return False
-            self._revoke_grant_locked((access.sub, access.client_id), now)
+            self._revoke_grant_locked((access.sub, access.project_id), now)
             return True
 
-    def revoke_grant(self, sub: str, client_id: str) -> bool:
-        """The user removes the app from their Google Account."""
+    def revoke_grant(self, sub: str, project_id: str) -> bool:
+        """The user removes the app (the project) from their Google Account."""
         with self._lock:
-            return self._revoke_grant_locked((sub, client_id), self.clock.now())
+            return self._revoke_grant_locked((sub, project_id), self.clock.now())
 
     def _revoke_grant_locked(self, key: tuple[str, str], now: float) -> bool:
         grant = self._grants.pop(key, None)
-        for token in list(self._live.get(key, ())):
-            self._kill_locked(self._refresh[token], "revoked", now)
+        for rec in self._project_live_locked(key):
+            self._kill_locked(rec, "revoked", now)
         return grant is not None
+
+    def revoke_refresh_token(self, token: str) -> bool:
+        """Kills one refresh token (and its access tokens), leaving the grant and its other
+        tokens alive: what Google reports with a RISC `token-revoked` event."""
+        now = self.clock.now()
+        with self._lock:
+            rec = self._refresh.get(token)
+            if rec is None or not self._alive_locked(rec, now):
+                return False
+            self._kill_locked(rec, "revoked", now)
+            return True
 
     # Bearer tokens for the APIs
 
@@ -484,7 +532,7 @@ class OAuthState:
         rec = self._access.get(token)
         if rec is None or now >= rec.expires_at:
             return None
-        grant = self._grants.get((rec.sub, rec.client_id))
+        grant = self._grants.get((rec.sub, rec.project_id))
         if grant is None or grant.id != rec.grant_id:
             return None
         if rec.refresh_token is not None:
@@ -492,6 +540,28 @@ class OAuthState:
             if refresh is not None and refresh.dead_reason in ("revoked", "code_reuse"):
                 return None
         return rec
+
+    # What RISC events need to know
+
+    def sign_in_clients(self, sub: str, project_id: str) -> list[str]:
+        """Clients of the project through which the user ever granted email or profile (kept
+        after a revocation: Google sends RISC events only about such users)."""
+        with self._lock:
+            return list(self._sign_in_clients.get((sub, project_id), ()))
+
+    def latest_refresh_token(self, sub: str, client_id: str) -> RefreshToken | None:
+        """The user's newest live refresh token for the client, if any."""
+        now = self.clock.now()
+        with self._lock:
+            for token in reversed(self._live.get((sub, client_id), ())):
+                rec = self._refresh[token]
+                if self._alive_locked(rec, now):
+                    return rec
+        return None
+
+    def refresh_token_record(self, token: str) -> RefreshToken | None:
+        with self._lock:
+            return self._refresh.get(token)
 
     # Session control
 
@@ -514,22 +584,26 @@ class OAuthState:
         now = self.clock.now()
         with self._lock:
             for key in list(self._live):
-                self._expire_live_locked(key, now)
+                for token in list(self._live.get(key, ())):
+                    self._alive_locked(self._refresh[token], now)
             grants = [
                 {
                     "sub": sub,
-                    "client_id": client_id,
+                    "project_id": project_id,
+                    "client_id": grant.client_ids[0] if grant.client_ids else None,
+                    "client_ids": list(grant.client_ids),
                     "scopes": sorted(grant.scopes),
                     "created_at": grant.created_at,
-                    "live_refresh_tokens": list(self._live.get((sub, client_id), ())),
+                    "live_refresh_tokens": [r.token for r in self._project_live_locked((sub, project_id))],
                 }
-                for (sub, client_id), grant in self._grants.items()
+                for (sub, project_id), grant in self._grants.items()
             ]
             refresh_tokens = [
                 {
                     "token": rec.token,
                     "sub": rec.sub,
                     "client_id": rec.client_id,
+                    "project_id": rec.project_id,
                     "scope": scope_rules.join(rec.scopes),
                     "issued_at": rec.issued_at,
                     "last_used_at": rec.last_used_at,

@@ -4,11 +4,19 @@ Google rewrites the Sign-In short names (`email`, `profile`) to their
 `https://www.googleapis.com/auth/userinfo.*` URLs in every token response, and adds
 `openid` whenever any Sign-In scope is granted. The granular consent rule
 (google-oauth.md §7) decides whether the consent page offers per-scope checkboxes.
+
+The consent page names scopes in the sign-in page's words: `describe` reads the `NAMES` table of
+`static_site/scopes.js`, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
+from pathlib import Path
+
+SIGN_IN_PAGE_SCOPES = Path(__file__).resolve().parents[2] / "static_site" / "scopes.js"
 
 OPENID = "openid"
 USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
@@ -19,6 +27,8 @@ _ALIASES = {"email": USERINFO_EMAIL, "profile": USERINFO_PROFILE}
 
 # After normalisation, these are the "Sign-In" scopes: consented as a whole.
 IDENTITY_SCOPES = frozenset({OPENID, USERINFO_EMAIL, USERINFO_PROFILE})
+# Google sends RISC events only about users who granted one of these.
+RISC_ELIGIBLE_SCOPES = frozenset({USERINFO_EMAIL, USERINFO_PROFILE})
 
 # Scopes that let a token read the user's regular Drive space (not appDataFolder).
 DRIVE_SPACE_SCOPES = frozenset(
@@ -32,18 +42,37 @@ DRIVE_SPACE_SCOPES = frozenset(
     )
 )
 
-_DESCRIPTIONS = {
-    DRIVE_APPDATA: "See, create, and delete its own configuration data in your Google Drive",
-    "https://www.googleapis.com/auth/drive": "See, edit, create, and delete all of your Google Drive files",
-    "https://www.googleapis.com/auth/drive.file": (
-        "See, edit, create, and delete only the specific Google Drive files you use with this app"
-    ),
-    "https://www.googleapis.com/auth/drive.readonly": "See and download all your Google Drive files",
-    "https://www.googleapis.com/auth/calendar": (
-        "See, edit, share, and permanently delete all the calendars you can access using Google Calendar"
-    ),
-    "https://www.googleapis.com/auth/gmail.readonly": "View your email messages and settings",
-}
+_JS_STRING = r'"((?:[^"\\]|\\.)*)"'
+_NAMES_BLOCK = re.compile(r"const NAMES = new Map\(\[(.*?)\]\);", re.S)
+_NAME_ENTRY = re.compile(r"\[\s*(AUTH\s*\+\s*)?" + _JS_STRING + r"\s*,\s*" + _JS_STRING + r"\s*\]")
+_AUTH_PREFIX = re.compile(r"const AUTH = " + _JS_STRING + ";")
+
+
+def read_scope_names(path: Path = SIGN_IN_PAGE_SCOPES) -> dict[str, str]:
+    """`NAMES` from the sign-in page's scopes.js: `{scope: description}`.
+
+    Entries are `["scope", "text"]` or `[AUTH + "suffix", "text"]` with double-quoted strings.
+    Raises RuntimeError if the file is missing or its table cannot be read.
+    """
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuntimeError(f"the local Google reads scope names from {path}: {exc}") from exc
+    block, auth = _NAMES_BLOCK.search(source), _AUTH_PREFIX.search(source)
+    if block is None or auth is None:
+        raise RuntimeError(f"{path} has no `const AUTH = \"...\"` and `const NAMES = new Map([...]);`")
+    prefix = json.loads(f'"{auth.group(1)}"')
+    names = {
+        (prefix if plus else "") + json.loads(f'"{key}"'): json.loads(f'"{text}"')
+        for plus, key, text in _NAME_ENTRY.findall(block.group(1))
+    }
+    entries = block.group(1).count("[")
+    if len(names) != entries:
+        raise RuntimeError(f"{path}: read {len(names)} of the {entries} NAMES entries")
+    return names
+
+
+_DESCRIPTIONS = read_scope_names()
 
 
 def split(scope: str | Iterable[str] | None) -> list[str]:
@@ -95,8 +124,8 @@ def granular_screen(identity: list[str], others: list[str]) -> bool:
 
 
 def describe(scope: str) -> str:
-    """A human description for the consent page (falls back to the scope itself)."""
-    return _DESCRIPTIONS.get(scope, scope)
+    """The sign-in page's description of a scope (falls back to the scope itself, as it does)."""
+    return _DESCRIPTIONS.get(scope) or _DESCRIPTIONS.get(_ALIASES.get(scope, scope)) or scope
 
 
 def only_identity(scopes: Iterable[str]) -> bool:

@@ -2,14 +2,18 @@
 
 Routes (see google-oauth.md §8 and docs/design.md "Google endpoints"):
 
-- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com).
+- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com); `/token` also
+  takes service accounts' JWT-bearer assertions.
 - `GET /oauth2/v1/certs`, `GET /oauth2/v3/certs`, `GET /.well-known/openid-configuration`.
 - `GET /oauth2/v3/userinfo` (and the discovery's `/v1/userinfo`), `GET /drive/v3/files[/<id>]`.
 - `GET /gsi/client` (the GIS script) and `GET|POST /o/oauth2/v2/auth` (the consent popup).
-- `/_control/...` is registered from `control_api.py`.
+- `GET /robot/v1/metadata/x509/<email>`: a service account's certificates.
+- RISC (`/.well-known/risc-configuration`, `/v1beta/...`) is registered from `risc_api.py`;
+  `/_control/...` from `control_api.py` and `risc_control.py`.
 
 Before any non-control route runs, the request is counted, its body drained (so HTTP/1.1
-keep-alive stays in sync), the fixed latency applied and a matching fault served.
+keep-alive stays in sync), the fixed latency applied and a matching fault served; a stalling
+fault is applied to the answer afterwards (streamed by `http_server.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import time
 from importlib import resources
 from urllib.parse import unquote_plus
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, g, render_template, request
 from werkzeug.http import http_date
 
 from . import scopes as scope_rules
+from .answers import API_JSON, JSON_UTF8, api_error, base_url, bearer_token, form_params, json_response
 from .backend import Backend
 from .control_api import control_blueprint
 from .directory import Client
@@ -36,10 +41,13 @@ from .drive import (
     select_file_fields,
     select_list_fields,
 )
+from .http_server import STREAM_ENVIRON_KEY
 from .oauth_state import ACCESS_TOKEN_EXPIRES_IN, AccessToken, Issue, OAuthError
+from .risc_api import risc_blueprint
+from .risc_control import risc_control_blueprint
+from .service_accounts import JWT_BEARER
 from .signing import ISSUER, mint_id_token
 
-JSON_UTF8 = "application/json; charset=utf-8"
 # Google's token endpoint answers every response with these.
 TOKEN_HEADERS = {
     "Cache-Control": "no-cache, no-store, max-age=0, must-revalidate",
@@ -47,6 +55,9 @@ TOKEN_HEADERS = {
     "Expires": "Mon, 01 Jan 1990 00:00:00 GMT",
 }
 REALM = 'Bearer realm="https://accounts.google.com/"'
+# The audiences a service account's JWT-bearer assertion may name (google-auth uses token_uri).
+PRODUCTION_TOKEN_AUDIENCES = ("https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token",
+                              "https://www.googleapis.com/oauth2/v4/token")
 MESSAGE_TYPE = "local-google/code-response"
 ORIGIN_PATTERN = re.compile(r"^https?://[^/?#@\s]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -77,16 +88,19 @@ def create_app(backend: Backend) -> Flask:
             return None
         backend.counters.request(request.method, request.path)
         if request.path == "/token" and request.method == "POST":
-            backend.counters.grant(_params().get("grant_type") or "(missing)")
+            backend.counters.grant(form_params().get("grant_type") or "(missing)")
         fault = None
         if backend.faults.has_any():
-            fault = backend.faults.take(request.method, request.path, _params())
+            fault = backend.faults.take(request.method, request.path, form_params())
+        if fault is not None:
+            backend.counters.fault_served()
         delay_ms = backend.faults.latency_ms + (fault.latency_ms if fault else 0)
         if delay_ms:
-            time.sleep(delay_ms / 1000)
+            backend.stopping.wait(delay_ms / 1000)
         if fault is None:
             return None
-        backend.counters.fault_served()
+        if fault.stalls:
+            g.stall = fault  # applied to the answer, the fault's or the endpoint's, in stall_answer
         if fault.timeout:
             backend.stopping.wait(fault.hang_seconds)
             _drop_connection()
@@ -98,22 +112,36 @@ def create_app(backend: Backend) -> Flask:
         response.headers.update(fault.headers)
         return response
 
+    @app.after_request
+    def stall_answer(response: Response) -> Response:
+        fault = g.pop("stall", None)
+        if fault is None:
+            return response
+        body = response.get_data()
+        stalled = Response(fault.stalled_body(body, backend.stopping), response.status_code,
+                           headers=response.headers)
+        stalled.headers["Content-Length"] = str(len(body))
+        request.environ[STREAM_ENVIRON_KEY] = True
+        return stalled
+
     @app.errorhandler(OAuthError)
     def oauth_error(exc: OAuthError) -> Response:
-        return _json(exc.body(), exc.status, TOKEN_HEADERS)
+        return json_response(exc.body(), exc.status, TOKEN_HEADERS)
 
     @app.errorhandler(DriveError)
     def drive_error(exc: DriveError) -> Response:
-        return _api_error(exc.status, exc.message, exc.reason, exc.location)
+        return api_error(exc.status, exc.message, exc.reason, exc.location)
 
     # Authorization server
 
     @app.post("/token")
     def token() -> Response:
-        params = _params()
+        params = form_params()
         grant_type = params.get("grant_type", "")
-        if grant_type not in ("authorization_code", "refresh_token"):
+        if grant_type not in ("authorization_code", "refresh_token", JWT_BEARER):
             raise OAuthError(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
+        if grant_type == JWT_BEARER:
+            return _service_account_token(params)
         credential = "code" if grant_type == "authorization_code" else "refresh_token"
         if not params.get(credential):
             raise OAuthError(400, "invalid_request", f"Missing required parameter: {credential}")
@@ -125,7 +153,16 @@ def create_app(backend: Backend) -> Flask:
         else:
             issue = backend.oauth.refresh(client, params["refresh_token"], params.get("scope"))
             backend.counters.refreshed(issue.sub)
-        return _json(_token_body(issue), 200, TOKEN_HEADERS)
+        return json_response(_token_body(issue), 200, TOKEN_HEADERS)
+
+    def _service_account_token(params: dict[str, str]) -> Response:
+        """The JWT-bearer grant: a service account signs an assertion, no client secret."""
+        if not params.get("assertion"):
+            raise OAuthError(400, "invalid_request", "Missing required parameter: assertion")
+        audiences = {f"{base_url()}/token", *PRODUCTION_TOKEN_AUDIENCES}
+        record, expires_in = backend.service_accounts.exchange_assertion(params["assertion"], audiences)
+        return json_response({"access_token": record.token, "expires_in": expires_in, "token_type": "Bearer"},
+                             200, TOKEN_HEADERS)
 
     def _authenticate_client(params: dict[str, str]) -> Client:
         """client_secret_basic or client_secret_post, checked in §8.2's order."""
@@ -159,7 +196,7 @@ def create_app(backend: Backend) -> Flask:
         if scope_rules.OPENID in issue.scopes:
             user = backend.directory.user(issue.sub)
             if user is not None:
-                claims = backend.user_claims(user, issue.scopes, _base_url())
+                claims = backend.user_claims(user, issue.scopes, base_url())
                 body["id_token"] = mint_id_token(
                     backend.keys, claims, issue.client_id, issue.access_token, backend.id_token_mode
                 )
@@ -169,7 +206,7 @@ def create_app(backend: Backend) -> Flask:
     def revoke() -> Response:
         if request.method == "GET":
             return _not_found()
-        token_value = request.args.get("token") or _params().get("token")
+        token_value = request.args.get("token") or form_params().get("token")
         if not token_value:
             raise OAuthError(400, "invalid_request", "Missing required parameter: token")
         if not backend.oauth.revoke(token_value):
@@ -190,15 +227,15 @@ def create_app(backend: Backend) -> Flask:
 
     def _certs(body: bytes) -> Response:
         max_age = backend.certs_max_age
-        response = Response(body, 200, content_type="application/json; charset=UTF-8")
+        response = Response(body, 200, content_type=API_JSON)
         response.headers["Cache-Control"] = f"public, max-age={max_age}, must-revalidate, no-transform"
         response.headers["Expires"] = http_date(time.time() + max_age)
         return response
 
     @app.get("/.well-known/openid-configuration")
     def discovery() -> Response:
-        base = _base_url()
-        return _json(
+        base = base_url()
+        return json_response(
             {
                 "issuer": ISSUER,
                 "authorization_endpoint": f"{base}/o/oauth2/v2/auth",
@@ -217,36 +254,43 @@ def create_app(backend: Backend) -> Flask:
                 "claims_supported": ["aud", "email", "email_verified", "exp", "family_name",
                                      "given_name", "iat", "iss", "name", "picture", "sub"],
                 "code_challenge_methods_supported": ["plain", "S256"],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "grant_types_supported": ["authorization_code", "refresh_token", JWT_BEARER],
             },
             200,
             {"Cache-Control": "public, max-age=3600"},
         )
+
+    @app.get("/robot/v1/metadata/x509/<path:email>")
+    def service_account_certs(email: str) -> Response:
+        certs = backend.service_accounts.certificates(email)
+        if certs is None:
+            return _not_found()
+        return _certs(json.dumps(certs, indent=2).encode())
 
     # Google APIs taking a bearer token
 
     @app.route("/oauth2/v3/userinfo", methods=["GET", "POST"])
     @app.route("/v1/userinfo", methods=["GET", "POST"])
     def userinfo() -> Response:
-        presented = _bearer_token()
+        presented = bearer_token()
         record = backend.oauth.access_token(presented) if presented else None
         if record is None:
             challenge = REALM + (', error="invalid_token"' if presented else "")
-            return _json(
+            return json_response(
                 {"error": "invalid_request", "error_description": "Invalid Credentials"},
                 401,
                 {"WWW-Authenticate": challenge},
             )
         if not record.scopes & scope_rules.IDENTITY_SCOPES:
             challenge = REALM + ', error="insufficient_scope", scope="openid email profile"'
-            return _json(
+            return json_response(
                 {"error": "insufficient_scope", "error_description": "Insufficient Permission"},
                 403,
                 {"WWW-Authenticate": challenge},
             )
         user = backend.directory.user(record.sub)
         if user is None:
-            return _json({"error": "invalid_request", "error_description": "Invalid Credentials"},
+            return json_response({"error": "invalid_request", "error_description": "Invalid Credentials"},
                          401, {"WWW-Authenticate": REALM + ', error="invalid_token"'})
         body: dict = {"sub": user.sub}
         if scope_rules.USERINFO_PROFILE in record.scopes:
@@ -254,13 +298,13 @@ def create_app(backend: Backend) -> Flask:
                 name=user.name,
                 given_name=user.given_name,
                 family_name=user.family_name,
-                picture=backend.picture_url(user, _base_url()),
+                picture=backend.picture_url(user, base_url()),
             )
         if scope_rules.USERINFO_EMAIL in record.scopes:
             body.update(email=user.email, email_verified=user.email_verified)
         if user.hd:
             body["hd"] = user.hd
-        return _json(body, 200, {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"})
+        return json_response(body, 200, {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"})
 
     @app.get("/drive/v3/files")
     def drive_list() -> Response:
@@ -270,8 +314,8 @@ def create_app(backend: Backend) -> Flask:
             return record
         page_size = parse_page_size(request.args.get("pageSize"))
         listing = backend.drive.list(record.sub, spaces, page_size, request.args.get("pageToken"))
-        return _json(select_list_fields(listing, request.args.get("fields")), 200,
-                     content_type="application/json; charset=UTF-8")
+        return json_response(select_list_fields(listing, request.args.get("fields")), 200,
+                     content_type=API_JSON)
 
     @app.get("/drive/v3/files/<file_id>")
     def drive_get(file_id: str) -> Response:
@@ -284,15 +328,15 @@ def create_app(backend: Backend) -> Flask:
             item = backend.drive.get(record.sub, file_id)
         if item is None:
             raise DriveError(404, f"File not found: {file_id}.", "notFound", "fileId")
-        return _json(select_file_fields(item, request.args.get("fields")), 200,
-                     content_type="application/json; charset=UTF-8")
+        return json_response(select_file_fields(item, request.args.get("fields")), 200,
+                     content_type=API_JSON)
 
     def _drive_auth(spaces: list[str], method: str) -> AccessToken | Response:
-        presented = _bearer_token()
+        presented = bearer_token()
         record = backend.oauth.access_token(presented) if presented else None
         if record is None:
             if presented:
-                return _api_error(
+                return api_error(
                     401,
                     "Request had invalid authentication credentials. Expected OAuth 2 access "
                     "token, login cookie or other valid authentication credential. See "
@@ -303,7 +347,7 @@ def create_app(backend: Backend) -> Flask:
                     item_message="Invalid Credentials",
                     headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
                 )
-            return _api_error(
+            return api_error(
                 401,
                 "Request is missing required authentication credential. Expected OAuth 2 "
                 "access token, login cookie or other valid authentication credential. See "
@@ -327,7 +371,7 @@ def create_app(backend: Backend) -> Flask:
 
     @app.get("/gsi/client")
     def gsi_client() -> Response:
-        script = gsi_script.replace("__LOCAL_GOOGLE_BASE__", json.dumps(_base_url()))
+        script = gsi_script.replace("__LOCAL_GOOGLE_BASE__", json.dumps(base_url()))
         response = Response(script, 200, content_type="text/javascript; charset=utf-8")
         response.headers["Cache-Control"] = "no-cache"
         return response
@@ -442,7 +486,7 @@ def create_app(backend: Backend) -> Flask:
             users=users,
             selected=selected,
             custom_email=custom_email,
-            identity=identity,
+            identity=[(s, scope_rules.describe(s)) for s in identity],
             others=[(s, scope_rules.describe(s)) for s in others],
             granular=granular,
             error=error,
@@ -472,77 +516,17 @@ def create_app(backend: Backend) -> Flask:
         )
         return Response(svg, 200, content_type="image/svg+xml")
 
+    app.register_blueprint(risc_blueprint(backend))
     app.register_blueprint(control_blueprint(backend))
+    app.register_blueprint(risc_control_blueprint(backend))
     return app
 
 
-# Helpers on the current request
-
-
-def _params() -> dict[str, str]:
-    """Form fields (or a JSON object body, which Google's token endpoint also takes)."""
-    if request.form:
-        return request.form.to_dict()
-    if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if isinstance(data, dict):
-            return {str(k): str(v) for k, v in data.items() if v is not None}
-    return {}
-
-
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.args.get("access_token") or None
-
-
-def _base_url() -> str:
-    return request.host_url.rstrip("/")
-
-
-def _json(
-    body: dict,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    content_type: str = JSON_UTF8,
-) -> Response:
-    response = Response(json.dumps(body, indent=2), status, content_type=content_type)
-    if headers:
-        response.headers.update(headers)
-    return response
-
-
-_API_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-               404: "NOT_FOUND"}
-
-
-def _api_error(
-    status: int,
-    message: str,
-    reason: str,
-    location: str | None = None,
-    location_type: str = "parameter",
-    *,
-    item_message: str | None = None,
-    headers: dict[str, str] | None = None,
-    details: list | None = None,
-) -> Response:
-    """Google's API error shape: `{"error": {"code", "message", "errors": [...], "status"}}`."""
-    item: dict = {"message": item_message or message, "domain": "global", "reason": reason}
-    if location:
-        item["location"] = location
-        item["locationType"] = location_type
-    error: dict = {"code": status, "message": message, "errors": [item],
-                   "status": _API_STATUS.get(status, "UNKNOWN")}
-    if details:
-        error["details"] = details
-    return _json({"error": error}, status, headers, content_type="application/json; charset=UTF-8")
+# Answers
 
 
 def _insufficient_scopes(missing: list[str], method: str) -> Response:
-    return _api_error(
+    return api_error(
         403,
         "Request had insufficient authentication scopes.",
         "insufficientPermissions",

@@ -42,6 +42,7 @@ class LocalGoogle:
         latency_ms: int = 0,
         code_ttl: int = DEFAULT_CODE_TTL,
         certs_max_age: int = DEFAULT_CERTS_MAX_AGE,
+        project_id: str | None = None,
         verbose: bool = False,
     ) -> None:
         self.backend = Backend.create(
@@ -54,6 +55,7 @@ class LocalGoogle:
                 javascript_origins=[o.rstrip("/") for o in javascript_origins],
                 testing_mode=testing_mode,
                 refresh_token_mode=refresh_token_mode,
+                project_id=project_id or "",
             )
         )
         self.client_id = client_id
@@ -77,6 +79,7 @@ class LocalGoogle:
             name="local-google", daemon=True,
         )
         self._thread.start()
+        self.backend.transmitter.start()
         return self
 
     def stop(self) -> None:
@@ -85,6 +88,7 @@ class LocalGoogle:
         if server is None:
             return
         self.backend.stopping.set()
+        self.backend.transmitter.stop()
         server.shutdown()
         server.close_connections()
         server.server_close()

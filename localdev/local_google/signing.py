@@ -59,6 +59,23 @@ def at_hash(access_token: str) -> str:
     return b64url(digest[:16])
 
 
+def self_signed_certificate(key: rsa.RSAPrivateKey, common_name: str, days: int) -> str:
+    """A PEM certificate for the key, valid from yesterday for `days` days."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     kid: str
@@ -72,25 +89,11 @@ class SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         # Google's kids are 40 hex digits.
         kid = secrets.token_hex(20)
-        name = x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, "federated-signon.system.gserviceaccount.com")]
-        )
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=14))
-            .sign(key, hashes.SHA256())
-        )
         numbers = key.public_key().public_numbers()
         return cls(
             kid=kid,
             private_key=key,
-            cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            cert_pem=self_signed_certificate(key, "federated-signon.system.gserviceaccount.com", days=14),
             public_pem=key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),

@@ -27,6 +27,7 @@ from google.oauth2 import id_token as google_id_token
 from google.oauth2.credentials import Credentials
 
 from localdev.local_google import GoogleControl, LocalGoogle
+from localdev.local_google.scopes import describe, read_scope_names
 from localdev.local_google.signing import at_hash
 
 CLIENT_ID = "cid.apps.googleusercontent.com"
@@ -68,9 +69,10 @@ def ctl(google: LocalGoogle) -> GoogleControl:
 # Helpers
 
 
-def token_request(google: LocalGoogle, **form) -> requests.Response:
+def token_request(google: LocalGoogle, *, stream: bool = False, timeout: float = 10,
+                  **form) -> requests.Response:
     form = {k: v for k, v in form.items() if v is not None}
-    return requests.post(f"{google.url}/token", data=form, timeout=10)
+    return requests.post(f"{google.url}/token", data=form, timeout=timeout, stream=stream)
 
 
 def exchange(google: LocalGoogle, code: str, redirect_uri: str | None = "postmessage",
@@ -112,10 +114,11 @@ def unverified_claims(token: str) -> dict:
     return jwt.decode(token, verify=False)
 
 
-def drive_list(google: LocalGoogle, access_token: str | None, **params) -> requests.Response:
+def drive_list(google: LocalGoogle, access_token: str | None, timeout: float = 10,
+               **params) -> requests.Response:
     headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
     params.setdefault("spaces", "appDataFolder")
-    return requests.get(f"{google.url}/drive/v3/files", params=params, headers=headers, timeout=10)
+    return requests.get(f"{google.url}/drive/v3/files", params=params, headers=headers, timeout=timeout)
 
 
 def new_client(ctl: GoogleControl, **settings) -> str:
@@ -371,6 +374,93 @@ def test_granted_scopes_and_include_granted_scopes(google, ctl):
 def test_mint_rejects_grants_that_were_not_requested(ctl):
     with pytest.raises(requests.HTTPError, match="not requested"):
         ctl.mint_code("openid email", sub=ALICE, granted_scopes=APPDATA)
+
+
+@pytest.mark.parametrize("granted", ["openid email", "openid", f"email {APPDATA}", APPDATA])
+def test_sign_in_scopes_are_granted_as_a_whole(google, ctl, granted):
+    response = requests.post(f"{google.url}/_control/codes", json={
+        "sub": ALICE, "scopes": SCOPES, "granted_scopes": granted}, timeout=10)
+
+    assert response.status_code == 400
+    assert "Sign-In scopes (openid, email, profile) are granted as a whole" in response.json()["error"]
+    state = ctl.state()
+    assert state["grants"] == [] and state["codes_outstanding"] == 0
+
+
+def test_sign_in_scopes_may_be_named_without_openid_and_others_may_be_declined(google, ctl):
+    body = sign_in(google, ctl, scopes=f"{SCOPES} {CALENDAR}", granted_scopes=f"email profile {CALENDAR}")
+
+    assert set(body["scope"].split()) == {"openid", EMAIL, PROFILE, CALENDAR}
+
+
+def project_clients(ctl: GoogleControl, project_id: str, count: int = 2) -> list[str]:
+    ids = [f"{uuid.uuid4().hex[:12]}.apps.googleusercontent.com" for _ in range(count)]
+    for client_id in ids:
+        ctl.client(client_id, "other-secret", [ORIGIN], project_id=project_id)
+    return ids
+
+
+def test_grants_are_unioned_across_the_clients_of_a_project(google, ctl):
+    web, other = project_clients(ctl, "shared-project")
+    first = sign_in(google, ctl, scopes="openid email profile", client_id=web, client_secret="other-secret")
+    assert set(first["scope"].split()) == {"openid", EMAIL, PROFILE}
+
+    second = sign_in(google, ctl, scopes=APPDATA, client_id=other, client_secret="other-secret")
+
+    assert set(second["scope"].split()) == FULL_SCOPE
+    assert "refresh_token" in second  # a new scope: the consent screen was shown
+    assert decode_id_token(google, second["id_token"], audience=other)["aud"] == other
+    refreshed = refresh(google, second["refresh_token"], client_id=other, client_secret="other-secret")
+    assert refreshed.status_code == 200, refreshed.text
+    assert set(refreshed.json()["scope"].split()) == FULL_SCOPE
+    assert drive_list(google, refreshed.json()["access_token"]).status_code == 200
+    # Refresh tokens still belong to one client.
+    assert oauth_error(refresh(google, first["refresh_token"], client_id=other,
+                               client_secret="other-secret"))[:2] == (401, "unauthorized_client")
+    (grant,) = [g for g in ctl.state()["grants"] if g["project_id"] == "shared-project"]
+    assert grant["client_ids"] == [web, other]
+    assert set(grant["scopes"]) == FULL_SCOPE
+    assert set(grant["live_refresh_tokens"]) == {first["refresh_token"], second["refresh_token"]}
+
+
+def test_include_granted_scopes_false_and_other_projects_see_only_their_own_grant(google, ctl):
+    web, other = project_clients(ctl, "project-one")
+    (elsewhere,) = project_clients(ctl, "project-two", count=1)
+    sign_in(google, ctl, scopes=SCOPES, client_id=web, client_secret="other-secret")
+
+    only_new = sign_in(google, ctl, scopes=CALENDAR, client_id=other, client_secret="other-secret",
+                       include_granted_scopes=False)
+    separate = sign_in(google, ctl, scopes=CALENDAR, client_id=elsewhere, client_secret="other-secret")
+
+    assert only_new["scope"] == CALENDAR
+    assert separate["scope"] == CALENDAR
+
+
+def test_a_second_client_asking_only_for_granted_scopes_sees_no_consent_screen(google, ctl):
+    web, other = project_clients(ctl, "quiet-project")
+    sign_in(google, ctl, client_id=web, client_secret="other-secret")
+
+    minted = ctl.mint_code(SCOPES, sub=ALICE, client_id=other)
+    body = exchange(google, minted["code"], client_id=other, client_secret="other-secret").json()
+
+    assert minted["prompt"] == "none"
+    assert "refresh_token" not in body
+    assert set(body["scope"].split()) == FULL_SCOPE
+
+
+def test_revoking_one_clients_token_ends_the_projects_grant(google, ctl):
+    web, other = project_clients(ctl, "revoked-project")
+    first = sign_in(google, ctl, scopes="openid email", client_id=web, client_secret="other-secret")
+    second = sign_in(google, ctl, scopes=APPDATA, client_id=other, client_secret="other-secret")
+    untouched = sign_in(google, ctl)  # the default client, its own project
+
+    assert requests.post(f"{google.url}/revoke", data={"token": first["refresh_token"]},
+                         timeout=10).status_code == 200
+
+    assert oauth_error(refresh(google, second["refresh_token"], client_id=other,
+                               client_secret="other-secret"))[:2] == (400, "invalid_grant")
+    assert drive_list(google, second["access_token"]).status_code == 401
+    assert refresh(google, untouched["refresh_token"]).status_code == 200
 
 
 # Refresh
@@ -863,6 +953,97 @@ def test_latency(google, ctl):
     assert time.monotonic() - started < 0.15
 
 
+@pytest.mark.parametrize("endpoint", ["token", "userinfo", "drive"])
+def test_latency_per_endpoint_can_outlast_the_clients_timeout(google, ctl, endpoint):
+    body = sign_in(google, ctl)
+    calls = {
+        "token": ("/token", lambda timeout: refresh(google, body["refresh_token"], timeout=timeout)),
+        "userinfo": ("/oauth2/v3/userinfo", lambda timeout: requests.get(
+            f"{google.url}/oauth2/v3/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"},
+            timeout=timeout)),
+        "drive": ("/drive/v3/files", lambda timeout: requests.get(
+            f"{google.url}/drive/v3/files", params={"spaces": "appDataFolder"},
+            headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=timeout)),
+    }
+    path, call = calls[endpoint]
+    key = f"{'POST' if endpoint == 'token' else 'GET'} {path}"
+    before = ctl.counters()["requests"].get(key, 0)
+    ctl.fault(path, latency_ms=1500)
+
+    with pytest.raises(requests.ReadTimeout):
+        call(0.3)
+
+    assert call(10).status_code == 200  # the fault was used up
+    served = ctl.counters()
+    assert served["faults_served"] == 1 and served["requests"][key] == before + 2
+
+
+def test_a_slow_refresh_still_happens_after_the_client_gave_up(google, ctl):
+    rt = sign_in(google, ctl)["refresh_token"]
+    ctl.fault("/token", latency_ms=800, match={"grant_type": "refresh_token"})
+
+    with pytest.raises(requests.ReadTimeout):
+        refresh(google, rt, timeout=0.2)
+
+    deadline = time.monotonic() + 10
+    while ctl.counters()["refresh_by_sub"].get(ALICE) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctl.counters()["refresh_by_sub"] == {ALICE: 1}  # Google did the work; the answer was lost
+
+
+def test_stalled_answer_sends_headers_then_holds_the_rest(google, ctl):
+    minted = ctl.mint_code(SCOPES, sub=ALICE)
+    ctl.fault("/token", stall_after_bytes=16, hang_seconds=5)
+
+    response = token_request(google, grant_type="authorization_code", code=minted["code"],
+                             client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri="postmessage",
+                             stream=True, timeout=0.3)
+    assert response.status_code == 200  # the status line and headers came
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert int(response.headers["Content-Length"]) > 16
+    with pytest.raises(requests.ConnectionError, match="Read timed out"):
+        response.content  # noqa: B018 (reading the body is the point)
+
+    # The endpoint ran: the code is spent although its answer never arrived.
+    assert oauth_error(exchange(google, minted["code"]))[:2] == (400, "invalid_grant")
+
+
+def test_stalled_answer_is_cut_off_after_the_hang(google, ctl):
+    ctl.fault("/oauth2/v3/certs", status=200, body={"keys": []}, stall_after_bytes=4, hang_seconds=0.2)
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(f"{google.url}/oauth2/v3/certs", timeout=5)
+    assert requests.get(f"{google.url}/oauth2/v3/certs", timeout=10).json()["keys"]
+
+
+def test_dripped_answer_outlasts_a_per_read_timeout(google, ctl):
+    access_token = sign_in(google, ctl)["access_token"]
+    expected = drive_list(google, access_token, fields="files(id)").json()
+    ctl.fault("/drive/v3/files", drip_interval_ms=40)
+
+    started = time.monotonic()
+    dripped = drive_list(google, access_token, fields="files(id)", timeout=0.25)
+    elapsed = time.monotonic() - started
+
+    assert dripped.status_code == 200 and dripped.json() == expected
+    # A lower bound set by the server's own sleeps (one per byte), not a speed check: the whole
+    # answer took longer than the client's timeout, which bounds each read, not the request.
+    assert elapsed >= (len(dripped.content) - 1) * 0.04 > 0.25
+
+
+@pytest.mark.parametrize("fault", [
+    {"path": "/token", "timeout": True, "stall_after_bytes": 1},
+    {"path": "/token", "stall_after_bytes": -1},
+    {"path": "/token", "drip_interval_ms": 0},
+    {"path": "/token", "latency_ms": -5},
+])
+def test_contradictory_or_negative_fault_settings_are_refused(google, ctl, fault):
+    response = requests.post(f"{google.url}/_control/faults", json=fault, timeout=10)
+
+    assert response.status_code == 400 and response.json()["error"]
+    assert ctl.faults() == []
+
+
 def test_counters(google, ctl):
     rt = sign_in(google, ctl, sub=ALICE)["refresh_token"]
     for _ in range(3):
@@ -957,6 +1138,20 @@ def test_consent_allow_mints_a_code_for_the_page_origin(google, ctl):
     assert token["scope"] == response["scope"] and "refresh_token" in token
 
 
+def test_consent_page_offers_no_checkbox_for_sign_in_scopes_and_a_form_cannot_drop_them(google, ctl):
+    url = auth_url(google, scope=f"{SCOPES} {CALENDAR}")
+    page = requests.get(url, timeout=10).text
+    checkboxes = re.findall(r'<input type="checkbox"[^>]*data-scope="([^"]+)"', page)
+    assert checkboxes == [APPDATA, CALENDAR]
+    assert "See your primary Google Account email address" in page  # the sign-in page's words
+
+    # A hand-made form that names only one scope still grants Sign-In as a whole.
+    posted = requests.post(url, data={"account": ALICE, "scope": [CALENDAR, "openid"], "decision": "allow"},
+                           timeout=10)
+
+    assert set(result_of(posted.text)["scope"].split()) == {"openid", EMAIL, PROFILE, CALENDAR}
+
+
 def test_consent_cancel_and_nothing_granted_are_access_denied(google):
     cancelled = requests.post(auth_url(google), data={"account": ALICE, "decision": "cancel"}, timeout=10)
     assert result_of(cancelled.text) == {"error": "access_denied", "state": "st-1"}
@@ -995,6 +1190,21 @@ def test_consent_error_pages(google, params, status, code):
     assert page.status_code == status
     assert f"Error {status}: {code}" in page.text
     assert 'id="error-code"' in page.text
+
+
+def test_scope_names_are_read_from_the_sign_in_pages_table(tmp_path):
+    source = tmp_path / "scopes.js"
+    source.write_text('const AUTH = "https://www.googleapis.com/auth/";\n'
+                      'const NAMES = new Map([\n  ["openid", "Say \\"hi\\""],\n'
+                      '  [AUTH + "tasks", "Tasks"],\n]);\n')
+    assert read_scope_names(source) == {"openid": 'Say "hi"', "https://www.googleapis.com/auth/tasks": "Tasks"}
+
+    source.write_text(source.read_text().replace('[AUTH + "tasks", "Tasks"]', "[AUTH + 'tasks', 'Tasks']"))
+    with pytest.raises(RuntimeError, match="read 1 of the 2 NAMES entries"):
+        read_scope_names(source)
+    with pytest.raises(RuntimeError, match="reads scope names"):
+        read_scope_names(tmp_path / "missing.js")
+    assert describe("profile") == read_scope_names()[PROFILE]
 
 
 def test_gsi_client_script(google):
