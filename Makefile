@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 # pytest-xdist workers; each starts its own Firestore emulator, local Google and Secret Manager.
 TEST_WORKERS ?= 2
+LINT_PATHS := functions localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
@@ -71,7 +72,7 @@ bench: $(STAMP)
 # Lint the Python code.
 .PHONY: lint
 lint: $(STAMP)
-	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 
 
 # A Python 3.12 interpreter (the Cloud Functions runtime): pyenv's, or python3.12 on PATH.
