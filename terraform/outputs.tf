@@ -47,6 +47,11 @@ output "scheduler_job_name" {
   value       = google_cloud_scheduler_job.offline_job.name
 }
 
+output "image_repository" {
+  description = "Artifact Registry repository of the functions' images (the only one the build account may write to)."
+  value       = google_artifact_registry_repository.functions.id
+}
+
 output "service_accounts" {
   description = "Service account emails by role."
   value = {

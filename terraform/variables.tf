@@ -173,6 +173,14 @@ variable "custom_domain" {
   }
 }
 
+#-- Function builds --#
+
+variable "create_gcf_sources_bucket" {
+  description = "Create the bucket Cloud Functions copies each function's source into before building it (gcf-v2-sources-PROJECT_NUMBER-REGION), so that the build account can be granted read access on it before the first build. Set false when the project already has that bucket (an earlier gen2 function in this region); the grant is then made on the existing bucket."
+  type        = bool
+  default     = true
+}
+
 #-- Firestore --#
 
 variable "create_firestore_database" {
@@ -393,7 +401,7 @@ variable "job_memory" {
 #-- Source archives --#
 
 variable "source_archive_retention_days" {
-  description = "Days a replaced function source archive is kept in the source bucket before deletion."
+  description = "Days a replaced function source archive is kept in the source buckets (this deployment's and the Cloud Functions staging bucket it creates) before deletion."
   type        = number
   default     = 30
 
