@@ -460,6 +460,20 @@ def test_function_environment_matches_the_design(tf, repo_root):
         tf.block(functions["exchange"]["service_config"])["environment_variables"]
 
 
+def test_region_is_one_where_hosting_can_rewrite_to_cloud_run(tf):
+    validation = tf.block(tf.variables["region"]["validation"])
+    regions = set(re.findall(r'"([a-z]+-[a-z]+[0-9]+)"', validation["condition"]))
+    assert "var.region" in validation["condition"] and "contains(" in validation["condition"]
+    # Firebase's list (terraform/variables.tf cites it): 37 regions.
+    assert len(regions) == 37
+    assert {default_of(tf, "region"), "europe-west1", "asia-northeast1", "us-east4"} <= regions
+    # Gen2 function regions that Hosting cannot rewrite to (shared/reference/platform-notes.md).
+    assert not regions & {"africa-south1", "europe-north2", "northamerica-south1"}
+    assert "firebase.google.com/docs/hosting/full-config" in validation["error_message"]
+    source = "https://firebase.google.com/docs/hosting/full-config#rewrite-cloud-run-container"
+    assert source in tf.texts["variables.tf"], "cite where the list comes from"
+
+
 def test_redirect_uri_defaults_to_postmessage(tf):
     assert default_of(tf, "oauth_redirect_uri") == "postmessage"
 
