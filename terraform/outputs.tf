@@ -84,6 +84,16 @@ output "token_sealing_key_secret_id" {
   value       = google_secret_manager_secret.token_sealing_key.secret_id
 }
 
+output "unpinned_secret_versions" {
+  description = "The secret version variables still set to \"latest\" (space-separated; empty once both are pinned). make deploy warns while it is not empty."
+  value = join(" ", [
+    for name, version in {
+      oauth_client_secret_version = var.oauth_client_secret_version
+      token_sealing_key_version   = var.token_sealing_key_version
+    } : name if version == "latest"
+  ])
+}
+
 output "secrets_to_fill" {
   description = "The secrets Terraform creates empty, with the command that adds a version to each."
   value = {

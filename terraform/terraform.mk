@@ -35,6 +35,19 @@ deploy:
 	@echo "  $$($(TF_OUTPUT) oauth_javascript_origin)"
 	@echo "First deployment? Then run: make set-client-secret && make rotate-sealing-key"
 	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
+	@unpinned="$$($(TF_OUTPUT) unpinned_secret_versions 2>/dev/null)"; \
+	if [ -n "$$unpinned" ]; then \
+	  { echo; \
+	    set -- $$unpinned; [ $$# -eq 1 ] && verb=is || verb=are; \
+	    echo "WARNING: $$(echo $$unpinned | sed 's/ / and /') $$verb still \"latest\"."; \
+	    echo "  Each new function instance then reads whichever version was added last: a wrong or premature"; \
+	    echo "  version reaches production unannounced, and only disabling it rolls it back."; \
+	    echo "  Once the secrets have versions, pin them in $(TF_VARS) (the numbers that"; \
+	    echo "  make set-client-secret and make rotate-sealing-key printed, or"; \
+	    echo "  gcloud secrets versions list SECRET_ID), e.g."; \
+	    for name in $$unpinned; do echo "    $$name = \"1\""; done; \
+	    echo "  and run make deploy again (terraform/README.md, step 8)."; } >&2; \
+	fi
 
 # Delete the deployment (the Firestore database stays unless firestore_deletion_policy = "DELETE").
 .PHONY: destroy

@@ -474,6 +474,12 @@ def test_region_is_one_where_hosting_can_rewrite_to_cloud_run(tf):
     assert source in tf.texts["variables.tf"], "cite where the list comes from"
 
 
+def test_deployment_reports_secret_versions_still_latest(tf):
+    value = tf.outputs["unpinned_secret_versions"]["value"]
+    assert "var.oauth_client_secret_version" in value and "var.token_sealing_key_version" in value
+    assert '"latest"' in value
+
+
 def test_redirect_uri_defaults_to_postmessage(tf):
     assert default_of(tf, "oauth_redirect_uri") == "postmessage"
 

@@ -41,11 +41,19 @@ def tools(tmp_path: Path) -> dict[str, Path]:
     record.mkdir()
     outputs = {"project_id": "demo-project",
                "oauth_client_secret_id": "offline-access-oauth-client-secret",
-               "token_sealing_key_secret_id": "offline-access-token-sealing-key"}
+               "token_sealing_key_secret_id": "offline-access-token-sealing-key",
+               "oauth_javascript_origin": "https://demo-project-signin.web.app",
+               "page_url": "https://demo-project-signin.web.app/"}
     cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
+    # init and apply are recorded; `output -raw NAME` answers from the table above, or from
+    # record/output-NAME when a test writes one (an empty file: an empty output).
     terraform = write_tool(bin_dir / "terraform", f"""
+case " $* " in
+  *" init "*|*" apply "*) printf '%s\\n' "$*" >> "{record}/terraform-calls"; exit 0 ;;
+esac
 [ -f "{record}/no-state" ] && {{ echo "No outputs found" >&2; exit 1; }}
 name="${{@: -1}}"
+[ -f "{record}/output-$name" ] && {{ cat "{record}/output-$name"; exit 0; }}
 case "$name" in
 {cases}
   *) echo "unknown output $name" >&2; exit 1 ;;
@@ -161,6 +169,60 @@ def test_secret_targets_need_a_deployment(tools, target):
     assert result.returncode != 0
     assert "run make deploy first" in result.stderr
     assert not (tools["record"] / "gcloud-args").exists()
+
+
+#-- deploy --#
+
+
+@pytest.fixture
+def tfvars(tmp_path: Path) -> Path:
+    path = tmp_path / "deploy.tfvars"
+    path.write_text('project_id = "demo-project"\n')
+    return path
+
+
+@needs_make
+@pytest.mark.parametrize("unpinned", [
+    "oauth_client_secret_version token_sealing_key_version",
+    "token_sealing_key_version",
+])
+def test_deploy_warns_while_a_secret_version_is_latest(tools, tfvars, unpinned):
+    (tools["record"] / "output-unpinned_secret_versions").write_text(unpinned)
+
+    result = make(tools, "deploy", TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    calls = (tools["record"] / "terraform-calls").read_text()
+    assert "init -input=false" in calls and f"apply -input=false -var-file={tfvars}" in calls
+    warning = result.stderr[result.stderr.index("WARNING"):]
+    names = unpinned.split()
+    assert warning.startswith(f"WARNING: {' and '.join(names)} {'is' if len(names) == 1 else 'are'} still \"latest\".")
+    for name in names:
+        assert f'    {name} = "1"' in warning, "the warning shows the line to add"
+    assert str(tfvars) in warning and "make deploy again" in warning
+    for name in {"oauth_client_secret_version", "token_sealing_key_version"} - set(names):
+        assert name not in warning
+    assert "WARNING" not in result.stdout, "warnings go to stderr"
+
+
+@needs_make
+def test_deploy_is_quiet_once_both_versions_are_pinned(tools, tfvars):
+    (tools["record"] / "output-unpinned_secret_versions").write_text("")
+
+    result = make(tools, "deploy", TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    assert "Sign-in page: https://demo-project-signin.web.app/" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+@needs_make
+def test_deploy_needs_a_tfvars_file(tools, tmp_path):
+    result = make(tools, "deploy", TF_VARS=str(tmp_path / "missing.tfvars"))
+
+    assert result.returncode != 0
+    assert "copy terraform/terraform.tfvars.example" in result.stderr
+    assert not (tools["record"] / "terraform-calls").exists()
 
 
 #-- lint-tf --#
