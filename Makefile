@@ -11,7 +11,7 @@ LINT_PATHS := functions localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
-# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
+# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf, tf-offline-cache and $(CHECKOV).
 include terraform/terraform.mk
 
 # The locked, hashed runtime dependencies (what the deployed functions install), and how `make requirements` regenerates lock files.
@@ -43,6 +43,15 @@ requirements: $(STAMP)
 	$(PIP_COMPILE) functions/requirements.in -o $(RUNTIME_LOCK)
 	$(PIP_COMPILE) tools/tf_offline_plan/requirements.in -o tools/tf_offline_plan/requirements.txt
 
+# Install Debian's npm if terraform is installed but npm is not (the offline Terraform check fetches schemas with it).
+.PHONY: npm
+npm:
+	@if command -v $(TF_BIN) >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; \
+	fi
+
 # Install Debian's Chromium for the browser tests when it is missing (needs root or sudo).
 .PHONY: chromium
 chromium:
@@ -67,8 +76,8 @@ job:
 
 # Run every test: unit, integration, browser and Terraform checks.
 .PHONY: test
-test: $(STAMP) chromium $(CHECKOV)
-	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
+test: $(STAMP) chromium $(CHECKOV) npm tf-offline-cache
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # Run the fast unit tests only.
