@@ -7,11 +7,17 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 # pytest-xdist workers; each starts its own Firestore emulator, local Google and Secret Manager.
 TEST_WORKERS ?= 2
+LINT_PATHS := functions localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
-# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
+# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf, tf-offline-cache and $(CHECKOV).
 include terraform/terraform.mk
+
+# The locked, hashed runtime dependencies (what the deployed functions install), and how `make requirements` regenerates lock files.
+RUNTIME_LOCK := functions/requirements.txt
+PIP_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make requirements"
 
 # List the targets.
 .PHONY: help
@@ -19,15 +25,32 @@ help:
 	@awk '/^$$/{c=""} /^# /{if(c=="") c=substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""}' $(MAKEFILE_LIST)
 
 # Create the virtualenv and install pinned dependencies (re-run when requirements change).
-$(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt
+# Two pip calls: pip's hash-checking mode refuses unhashed requirements in the same install.
+$(STAMP): requirements.txt requirements-dev.txt $(RUNTIME_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 # Install the Python dependencies.
 .PHONY: install
 install: $(STAMP)
+
+# Regenerate the hashed lock files from their .in files (for Python 3.11 and up: 3.12 deploys).
+.PHONY: requirements
+requirements: $(STAMP)
+	$(PIP_COMPILE) functions/requirements.in -o $(RUNTIME_LOCK)
+	$(PIP_COMPILE) tools/tf_offline_plan/requirements.in -o tools/tf_offline_plan/requirements.txt
+
+# Install Debian's npm if terraform is installed but npm is not (the offline Terraform check fetches schemas with it).
+.PHONY: npm
+npm:
+	@if command -v $(TF_BIN) >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; \
+	fi
 
 # Install Debian's Chromium for the browser tests when it is missing (needs root or sudo).
 .PHONY: chromium
@@ -53,7 +76,7 @@ job:
 
 # Run every check: lint and types, then unit, integration, browser and Terraform tests.
 .PHONY: test
-test: lint chromium $(CHECKOV)
+test: lint chromium $(CHECKOV) npm tf-offline-cache
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # Run the fast unit tests only.
@@ -70,7 +93,7 @@ bench: $(STAMP)
 # Lint the Python code and check the types of functions/.
 .PHONY: lint
 lint: $(STAMP)
-	$(VENV)/bin/ruff check functions localdev tests bench terraform/scripts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
 
@@ -81,5 +104,6 @@ PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python
 .PHONY: test-py312
 test-py312:
 	test -x .venv312/bin/python || $(PY312) -m venv .venv312
+	.venv312/bin/python -m pip install --quiet --require-hashes -r requirements.txt
 	.venv312/bin/python -m pip install --quiet -r requirements-dev.txt
 	.venv312/bin/python -m pytest -n $(TEST_WORKERS) -q tests/unit tests/integration tests/localdev/test_local_google.py

@@ -67,6 +67,78 @@ resource "google_storage_bucket_object" "functions_source" {
   content_type = "application/zip"
 }
 
+#-- Builds --#
+
+# The functions' images, in a repository of this deployment's own (build_config.docker_repository)
+# so that the build account can write here and nowhere else. Old images are cleaned up.
+# https://cloud.google.com/functions/docs/building
+resource "google_artifact_registry_repository" "functions" {
+  #checkov:skip=CKV_GCP_84:Google-managed encryption, as for every other resource of this deployment: the images hold this repository's public code and its pinned, hashed dependencies, no data and no secret; a customer-managed key would add a KMS key ring and its IAM with nothing to protect.
+  project       = var.project_id
+  location      = var.region
+  repository_id = local.image_repository_id
+  format        = "DOCKER"
+  description   = "Images of the ${local.prefix} functions, built by Cloud Functions."
+
+  cleanup_policy_dry_run = false
+  # Every version but the newest few of each image is deleted once old enough; the running
+  # revision's image is always among the newest.
+  cleanup_policies {
+    id     = "keep-newest"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 5
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "${var.source_archive_retention_days * 86400}s"
+    }
+  }
+
+  labels = local.labels
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Cloud Functions copies a function's source here before building it, creating the bucket at
+# the first gen2 deployment of the project in this region. Terraform creates it first, so the
+# build account's read grant exists before the first build (Google's secure-cloud-function-core
+# module does the same: github.com/GoogleCloudPlatform/terraform-google-cloud-functions).
+resource "google_storage_bucket" "gcf_sources" {
+  #checkov:skip=CKV_GCP_62:Cloud Functions' staging copies of this repository's source archives; usage logs would need another bucket and would record nothing worth auditing.
+  count = var.create_gcf_sources_bucket ? 1 : 0
+
+  project  = var.project_id
+  name     = local.gcf_sources_bucket
+  location = var.region
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  # Copies only: Cloud Functions writes them again at the next deployment.
+  force_destroy = true
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.source_archive_retention_days
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  labels = local.labels
+
+  depends_on = [google_project_service.enabled]
+}
+
 #-- exchange_code: public, behind Firebase Hosting --#
 
 resource "google_cloudfunctions2_function" "exchange" {
@@ -77,9 +149,10 @@ resource "google_cloudfunctions2_function" "exchange" {
   description = "Exchanges the sign-in page's one-time code for the user's tokens (POST /api/exchange)."
 
   build_config {
-    runtime         = "python312"
-    entry_point     = "exchange_code"
-    service_account = google_service_account.build.id
+    runtime           = "python312"
+    entry_point       = "exchange_code"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -113,7 +186,10 @@ resource "google_cloudfunctions2_function" "exchange" {
   labels = local.labels
 
   depends_on = [
-    google_project_iam_member.build,
+    google_project_iam_member.build_log_writer,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_storage_bucket_iam_member.build_gcf_sources_reader,
+    google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.exchange_client_secret,
     google_secret_manager_secret_iam_member.exchange_sealing_key,
     google_project_iam_member.exchange_datastore_user,
@@ -129,9 +205,10 @@ resource "google_cloudfunctions2_function" "job" {
   description = "Refreshes tokens and runs the offline tasks for every due user (called by Cloud Scheduler)."
 
   build_config {
-    runtime         = "python312"
-    entry_point     = "run_offline_job"
-    service_account = google_service_account.build.id
+    runtime           = "python312"
+    entry_point       = "run_offline_job"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -161,7 +238,10 @@ resource "google_cloudfunctions2_function" "job" {
   labels = local.labels
 
   depends_on = [
-    google_project_iam_member.build,
+    google_project_iam_member.build_log_writer,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_storage_bucket_iam_member.build_gcf_sources_reader,
+    google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.job_client_secret,
     google_secret_manager_secret_iam_member.job_sealing_key,
     google_project_iam_member.job_datastore_user,

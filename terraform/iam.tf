@@ -124,28 +124,54 @@ resource "google_cloud_run_service_iam_member" "exchange_public" {
 
 #-- Builds --#
 
-# The roles Google documents for a user-specified function build service
-# account. With them the build does not depend on the default compute service
-# account, which new organizations no longer grant Editor.
-locals {
-  build_roles = toset([
-    # Logs Writer: build logs.
-    # https://cloud.google.com/logging/docs/access-control#logging.logWriter
-    "roles/logging.logWriter",
-    # Artifact Registry Writer: the built image (gcf-artifacts repository).
-    # https://cloud.google.com/artifact-registry/docs/access-control#roles
-    "roles/artifactregistry.writer",
-    # Storage Object Admin: reads the staged source, writes the build cache.
-    # https://cloud.google.com/storage/docs/access-control/iam-roles
-    "roles/storage.objectAdmin",
-  ])
+# The build account runs each function's build: buildpacks, then a `pip install` of
+# functions/requirements.txt (hashed, so only the reviewed packages). Google documents three
+# roles for a user-specified build account, each at project level:
+# https://cloud.google.com/run/docs/configuring/services/build-service-account
+# https://cloud.google.com/functions/docs/securing/build-custom-sa
+# Two of them can be narrowed to the resources a gen2 build touches, which is done here.
+
+# Artifact Registry Writer on the functions' own repository only (build_config.docker_repository):
+# the built images and the buildpacks cache go there. Without docker_repository, builds write
+# to the gcf-artifacts repository, which Cloud Functions creates at the first build, too late
+# to grant on it beforehand.
+# https://cloud.google.com/artifact-registry/docs/access-control#roles
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
 }
 
-# https://cloud.google.com/run/docs/configuring/services/build-service-account
-resource "google_project_iam_member" "build" {
-  for_each = local.build_roles
+# Storage Object Viewer on the staging bucket: Cloud Functions copies storage_source into
+# gcf-v2-sources-PROJECT_NUMBER-REGION, and the build's fetch step downloads it from there
+# ("Access to bucket gcf-v2-sources-... denied. You must grant Storage Object Viewer permission
+# to <build account>": https://github.com/hashicorp/terraform-provider-google/issues/20571).
+# The gcf-v2-uploads-... bucket serves only gcloud's generateUploadUrl flow, unused here.
+# https://cloud.google.com/functions/docs/building
+# https://cloud.google.com/storage/docs/access-control/iam-roles
+resource "google_storage_bucket_iam_member" "build_gcf_sources_reader" {
+  bucket = local.gcf_sources_bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
 
+  depends_on = [google_storage_bucket.gcf_sources]
+}
+
+# Storage Object Viewer on this deployment's source bucket, which storage_source names.
+# https://cloud.google.com/storage/docs/access-control/iam-roles
+resource "google_storage_bucket_iam_member" "build_source_reader" {
+  bucket = google_storage_bucket.functions_source.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Logs Writer stays project-level: log entries are written to a project (logging.logEntries.create
+# has no narrower resource), and a build with a user-specified account must log to Cloud Logging.
+# https://cloud.google.com/logging/docs/access-control#logging.logWriter
+resource "google_project_iam_member" "build_log_writer" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/logging.logWriter"
   member  = "serviceAccount:${google_service_account.build.email}"
 }

@@ -20,11 +20,23 @@ locals {
   sealing_key_id   = "${local.prefix}-token-sealing-key"
 
   source_bucket_name = "${var.project_id}-${local.prefix}-src"
+  # Where Cloud Functions stages a gen2 function's source before building it.
+  # https://cloud.google.com/functions/docs/building
+  gcf_sources_bucket  = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+  image_repository_id = "${local.prefix}-functions"
 
   firestore_database = "(default)"
   firestore_location = coalesce(var.firestore_location, var.region)
 
   hosting_site_id = coalesce(var.hosting_site_id, "${var.project_id}-signin")
+}
+
+# The project number names the Cloud Functions staging bucket. Read once the APIs are on: a new
+# project may not have the Resource Manager API enabled yet.
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.enabled]
 }
 
 #-- Origins --#

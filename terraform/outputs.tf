@@ -47,6 +47,11 @@ output "scheduler_job_name" {
   value       = google_cloud_scheduler_job.offline_job.name
 }
 
+output "image_repository" {
+  description = "Artifact Registry repository of the functions' images (the only one the build account may write to)."
+  value       = google_artifact_registry_repository.functions.id
+}
+
 output "service_accounts" {
   description = "Service account emails by role."
   value = {
@@ -77,6 +82,16 @@ output "oauth_client_secret_id" {
 output "token_sealing_key_secret_id" {
   description = "Secret Manager secret ID of the token-sealing key. Create or rotate it with make rotate-sealing-key."
   value       = google_secret_manager_secret.token_sealing_key.secret_id
+}
+
+output "unpinned_secret_versions" {
+  description = "The secret version variables still set to \"latest\" (space-separated; empty once both are pinned). make deploy warns while it is not empty."
+  value = join(" ", [
+    for name, version in {
+      oauth_client_secret_version = var.oauth_client_secret_version
+      token_sealing_key_version   = var.token_sealing_key_version
+    } : name if version == "latest"
+  ])
 }
 
 output "secrets_to_fill" {

@@ -35,6 +35,19 @@ deploy:
 	@echo "  $$($(TF_OUTPUT) oauth_javascript_origin)"
 	@echo "First deployment? Then run: make set-client-secret && make rotate-sealing-key"
 	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
+	@unpinned="$$($(TF_OUTPUT) unpinned_secret_versions 2>/dev/null)"; \
+	if [ -n "$$unpinned" ]; then \
+	  { echo; \
+	    set -- $$unpinned; [ $$# -eq 1 ] && verb=is || verb=are; \
+	    echo "WARNING: $$(echo $$unpinned | sed 's/ / and /') $$verb still \"latest\"."; \
+	    echo "  Each new function instance then reads whichever version was added last: a wrong or premature"; \
+	    echo "  version reaches production unannounced, and only disabling it rolls it back."; \
+	    echo "  Once the secrets have versions, pin them in $(TF_VARS) (the numbers that"; \
+	    echo "  make set-client-secret and make rotate-sealing-key printed, or"; \
+	    echo "  gcloud secrets versions list SECRET_ID), e.g."; \
+	    for name in $$unpinned; do echo "    $$name = \"1\""; done; \
+	    echo "  and run make deploy again (terraform/README.md, step 8)."; } >&2; \
+	fi
 
 # Delete the deployment (the Firestore database stays unless firestore_deletion_policy = "DELETE").
 .PHONY: destroy
@@ -67,29 +80,29 @@ rotate-sealing-key:
 	echo "or once token_sealing_key_version is set to the number above and make deploy has run."; \
 	echo "Do not disable or destroy older versions: tokens sealed with them still need them."
 
-# Check Terraform formatting, and validate where terraform can download its providers.
+# Check Terraform formatting, then terraform init and validate offline (schema-only providers, tools/tf_offline_plan).
 .PHONY: lint-tf
-lint-tf:
+lint-tf: $(TF_PY_DEPS)
 	@if ! command -v $(TF_BIN) >/dev/null 2>&1; then \
-	  echo "lint-tf: $(TF_BIN) is not on PATH: fmt and validate skipped (make test-tf still checks the configuration)."; \
+	  echo "lint-tf: $(TF_BIN) is not installed: fmt and validate skipped (make test-tf still checks the configuration with python-hcl2 and checkov)."; \
 	  exit 0; \
 	fi; \
 	$(TF_BIN) fmt -check -recursive -diff $(TF_DIR) || { echo "lint-tf: run $(TF_BIN) fmt -recursive $(TF_DIR)" >&2; exit 1; }; \
 	echo "lint-tf: terraform fmt -check passed."; \
-	log="$$(mktemp)"; \
-	if $(TF_BIN) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >"$$log" 2>&1; then \
-	  $(TF_BIN) -chdir=$(TF_DIR) validate -no-color; status=$$?; \
-	elif grep -qE 'Failed to query available provider packages|Failed to install provider|could not connect to registry|no such host|dial tcp' "$$log"; then \
-	  echo "lint-tf: terraform validate SKIPPED: terraform init could not download the providers (no access to registry.terraform.io)."; \
-	  status=0; \
-	else \
-	  cat "$$log" >&2; status=1; \
-	fi; \
-	rm -f "$$log"; exit $$status
+	$(TF_PY) -m tools.tf_offline_plan --validate-only --terraform "$$(command -v $(TF_BIN))" $(TF_DIR)
 
-# Static checks of the Terraform configuration: python-hcl2 invariants, the publish script, checkov.
+# Build the offline Terraform check's cache once (provider virtualenv from PyPI, schemas from npm), when terraform is installed.
+.PHONY: tf-offline-cache
+tf-offline-cache: $(TF_PY_DEPS)
+	@if command -v $(TF_BIN) >/dev/null 2>&1; then \
+	  $(TF_PY) -m tools.tf_offline_plan --build-cache --terraform "$$(command -v $(TF_BIN))"; \
+	else \
+	  echo "tf-offline-cache: $(TF_BIN) is not installed: the offline terraform validate/plan check will be skipped (everything else runs)."; \
+	fi
+
+# Checks of the Terraform configuration: offline terraform validate and plan, python-hcl2 invariants, the publish script, checkov.
 .PHONY: test-tf
-test-tf: $(TF_CHECKOV) $(TF_PY_DEPS)
+test-tf: $(TF_CHECKOV) $(TF_PY_DEPS) tf-offline-cache
 	@test -x "$(TF_PY)" || { echo "$(TF_PY) not found: create the project virtualenv first." >&2; exit 1; }
 	$(TF_PY) -m pytest tests/terraform -q -p no:cacheprovider
 

@@ -11,13 +11,29 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the Cloud Scheduler job and the source bucket, e.g. us-central1. Firebase Hosting reaches the exchange function there."
+  description = "Region of the functions, the Cloud Scheduler job, the source buckets and the image repository, e.g. us-central1. It must be one where Firebase Hosting can rewrite to Cloud Run, or the page cannot reach the exchange function."
   type        = string
   default     = "us-central1"
 
   validation {
-    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
-    error_message = "region must be a Google Cloud region such as us-central1 or europe-west1."
+    # Firebase Hosting rewrites to Cloud Run (a gen2 function is a Cloud Run service) only in
+    # the regions that "Configure Hosting behavior" lists under "Direct requests to a Cloud Run
+    # container": https://firebase.google.com/docs/hosting/full-config#rewrite-cloud-run-container
+    # Cloud Functions gen2 also runs in africa-south1, europe-north2 and northamerica-south1,
+    # which that list lacks: there `apply` would create the functions, then fail at publish_site.
+    condition = contains([
+      "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2", "asia-northeast3",
+      "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2",
+      "australia-southeast1", "australia-southeast2",
+      "europe-central2", "europe-north1", "europe-southwest1", "europe-west1", "europe-west12",
+      "europe-west2", "europe-west3", "europe-west4", "europe-west6", "europe-west8", "europe-west9",
+      "me-central1", "me-west1",
+      "northamerica-northeast1", "northamerica-northeast2",
+      "southamerica-east1", "southamerica-west1",
+      "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
+      "us-west1", "us-west2", "us-west3", "us-west4",
+    ], var.region)
+    error_message = "region must be a region where Firebase Hosting can rewrite to Cloud Run, such as us-central1 or europe-west1 (the list: https://firebase.google.com/docs/hosting/full-config#rewrite-cloud-run-container)."
   }
 }
 
@@ -171,6 +187,14 @@ variable "custom_domain" {
     condition     = var.custom_domain == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.custom_domain))
     error_message = "custom_domain must be a lowercase host name such as signin.example.com, without scheme or path."
   }
+}
+
+#-- Function builds --#
+
+variable "create_gcf_sources_bucket" {
+  description = "Create the bucket Cloud Functions copies each function's source into before building it (gcf-v2-sources-PROJECT_NUMBER-REGION), so that the build account can be granted read access on it before the first build. Set false when the project already has that bucket (an earlier gen2 function in this region); the grant is then made on the existing bucket."
+  type        = bool
+  default     = true
 }
 
 #-- Firestore --#
@@ -393,7 +417,7 @@ variable "job_memory" {
 #-- Source archives --#
 
 variable "source_archive_retention_days" {
-  description = "Days a replaced function source archive is kept in the source bucket before deletion."
+  description = "Days a replaced function source archive is kept in the source buckets (this deployment's and the Cloud Functions staging bucket it creates) before deletion."
   type        = number
   default     = 30
 

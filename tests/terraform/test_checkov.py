@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.timeout(1200), pytest.mark.xdist_group("checkov")]
 # here on purpose; a skip on the scheduled function would defeat its invariants.
 REVIEWED_SKIPS = {
     ("CKV_GCP_62", "google_storage_bucket.functions_source"),
+    ("CKV_GCP_62", "google_storage_bucket.gcf_sources[0]"),
+    ("CKV_GCP_84", "google_artifact_registry_repository.functions"),
     ("CKV_GCP_124", "google_cloudfunctions2_function.exchange"),
     ("CKV_GCP_102", "google_cloud_run_service_iam_member.exchange_public"),
 }

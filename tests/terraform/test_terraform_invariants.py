@@ -219,20 +219,64 @@ def test_functions_build_with_their_own_service_account(tf):
 
 
 def test_project_level_roles_are_minimal(tf):
+    # Firestore IAM has no per-collection scope; log entries are written to a project.
     allowed = {
         "exchange": {"roles/datastore.user"},
         "job": {"roles/datastore.user"},
-        "build": {"roles/logging.logWriter", "roles/artifactregistry.writer",
-                  "roles/storage.objectAdmin"},
+        "build": {"roles/logging.logWriter"},
     }
-    build_roles = set(re.findall(r'"(roles/[A-Za-z.]+)"', tf.locals["build_roles"]))
+    granted = set()
     for name, body in tf.resources("google_project_iam_member").items():
+        assert "for_each" not in body and "each." not in str(body["role"]), f"{name}: name its one role"
         account = sa_of(tf, body["member"])
-        roles = build_roles if "each.value" in str(body["role"]) else {body["role"]}
-        assert roles <= allowed.get(account, set()), f"{name}: {account} gets {roles}"
-        assert not roles & {"roles/owner", "roles/editor", "roles/viewer"}
+        assert body["role"] in allowed.get(account, set()), f"{name}: {account} gets {body['role']}"
+        assert not str(body["role"]).startswith(("roles/storage", "roles/artifactregistry")), (
+            f"{name}: storage and Artifact Registry roles belong on the bucket or the repository")
+        granted.add((account, body["role"]))
+    assert granted == {(a, r) for a, roles in allowed.items() for r in roles}
     assert not tf.resources("google_project_iam_binding")
     assert not tf.resources("google_project_iam_policy")
+
+
+def test_build_account_writes_only_to_the_functions_repository(tf):
+    repository = tf.resources("google_artifact_registry_repository")["functions"]
+    assert repository["format"] == "DOCKER"
+    assert tf.ref(repository["location"]) == "var.region"
+    assert any(p["action"] == "DELETE" for p in repository["cleanup_policies"]), "old images pile up"
+    assert repository["cleanup_policy_dry_run"] is False
+    for name, body in tf.resources(FUNCTION_TYPE).items():
+        build = tf.block(body["build_config"])
+        assert tf.ref(build["docker_repository"]) == "google_artifact_registry_repository.functions.id", name
+    bindings = tf.resources("google_artifact_registry_repository_iam_member")
+    assert {(tf.ref(b["repository"]), b["role"], sa_of(tf, b["member"])) for b in bindings.values()} == {
+        ("google_artifact_registry_repository.functions.name", "roles/artifactregistry.writer", "build")}
+    for rtype in ("google_artifact_registry_repository_iam_binding", "google_artifact_registry_repository_iam_policy"):
+        assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
+
+
+def test_build_account_reads_only_the_two_source_buckets(tf):
+    # Cloud Functions stages storage_source in gcf-v2-sources-PROJECT_NUMBER-REGION; the build's
+    # fetch step reads it there.
+    assert tf.locals["gcf_sources_bucket"] == "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+    staging = tf.resources("google_storage_bucket")["gcf_sources"]
+    assert tf.ref(staging["name"]) == "local.gcf_sources_bucket"
+    assert tf.ref(staging["count"]) == "var.create_gcf_sources_bucket ? 1 : 0"
+    readers = {}
+    for name, body in tf.resources("google_storage_bucket_iam_member").items():
+        assert sa_of(tf, body["member"]) == "build", f"{name}: who else reads the sources?"
+        assert body["role"] == "roles/storage.objectViewer", f"{name}: read access is enough"
+        readers[tf.ref(body["bucket"])] = name
+    assert set(readers) == {"local.gcf_sources_bucket", "google_storage_bucket.functions_source.name"}
+    # The grant must exist before the first build: after the bucket, before the functions.
+    gcf_reader = tf.resources("google_storage_bucket_iam_member")[readers["local.gcf_sources_bucket"]]
+    assert [tf.ref(d) for d in gcf_reader["depends_on"]] == ["google_storage_bucket.gcf_sources"]
+    build_grants = {f"google_storage_bucket_iam_member.{n}" for n in readers.values()} | {
+        "google_artifact_registry_repository_iam_member.build_writer",
+        "google_project_iam_member.build_log_writer"}
+    for name, body in tf.resources(FUNCTION_TYPE).items():
+        assert build_grants <= {tf.ref(d) for d in body["depends_on"]}, f"{name} may build before its grants"
+    for rtype in ("google_storage_bucket_iam_binding", "google_storage_bucket_iam_policy"):
+        assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
 
 
 def test_every_iam_role_has_a_doc_link_comment(tf):
@@ -323,13 +367,15 @@ def test_source_is_zipped_from_functions_and_named_by_content_hash(tf):
         assert tf.ref(source["object"]) == "google_storage_bucket_object.functions_source.name", name
 
 
-def test_source_bucket_is_private_versioned_and_pruned(tf):
-    bucket = tf.resources("google_storage_bucket")["functions_source"]
+@pytest.mark.parametrize("name", ["functions_source", "gcf_sources"])
+def test_source_buckets_are_private_versioned_and_pruned(tf, name):
+    bucket = tf.resources("google_storage_bucket")[name]
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
     assert tf.block(bucket["versioning"])["enabled"] is True
     rule = tf.block(bucket["lifecycle_rule"])
     assert tf.block(rule["action"])["type"] == "Delete"
+    assert tf.ref(bucket["location"]) == "var.region"
     for rtype, name, body, _ in tf.all_resources():
         if rtype.startswith("google_storage_bucket_iam"):
             assert not PUBLIC_MEMBERS & set(_strings(body)), f"{rtype}.{name} is public"
@@ -412,6 +458,26 @@ def test_function_environment_matches_the_design(tf, repo_root):
         "${local.function_environment}"
     assert "local.function_environment" in \
         tf.block(functions["exchange"]["service_config"])["environment_variables"]
+
+
+def test_region_is_one_where_hosting_can_rewrite_to_cloud_run(tf):
+    validation = tf.block(tf.variables["region"]["validation"])
+    regions = set(re.findall(r'"([a-z]+-[a-z]+[0-9]+)"', validation["condition"]))
+    assert "var.region" in validation["condition"] and "contains(" in validation["condition"]
+    # Firebase's list (terraform/variables.tf cites it): 37 regions.
+    assert len(regions) == 37
+    assert {default_of(tf, "region"), "europe-west1", "asia-northeast1", "us-east4"} <= regions
+    # Gen2 function regions that Hosting cannot rewrite to (shared/reference/platform-notes.md).
+    assert not regions & {"africa-south1", "europe-north2", "northamerica-south1"}
+    assert "firebase.google.com/docs/hosting/full-config" in validation["error_message"]
+    source = "https://firebase.google.com/docs/hosting/full-config#rewrite-cloud-run-container"
+    assert source in tf.texts["variables.tf"], "cite where the list comes from"
+
+
+def test_deployment_reports_secret_versions_still_latest(tf):
+    value = tf.outputs["unpinned_secret_versions"]["value"]
+    assert "var.oauth_client_secret_version" in value and "var.token_sealing_key_version" in value
+    assert '"latest"' in value
 
 
 def test_redirect_uri_defaults_to_postmessage(tf):
@@ -535,7 +601,7 @@ def test_every_reference_is_declared_and_every_variable_used(tf):
     assert declared["var"] <= used_vars, f"unused variables: {declared['var'] - used_vars}"
     used_locals = set(re.findall(r"\blocal\.([a-z0-9_]+)", text))
     assert used_locals <= declared["local"], f"undeclared: {used_locals - declared['local']}"
-    for rtype, name in re.findall(r"\b(google(?:_[a-z0-9]+)+|terraform_data)\.([a-z0-9_]+)\b", text):
+    for rtype, name in re.findall(r"(?<!data\.)\b(google(?:_[a-z0-9]+)+|terraform_data)\.([a-z0-9_]+)\b", text):
         if rtype in ("google", "google-beta"):
             continue
         assert f"{rtype}.{name}" in declared["resource"], f"undeclared resource {rtype}.{name}"

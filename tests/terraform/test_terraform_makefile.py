@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tools.tf_offline_plan import copy_tree
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
-TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "lint-tf", "test-tf")
+TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "lint-tf", "test-tf",
+           "tf-offline-cache")
 LEAD_OWNED = ("test", "dev", "bench")
 SECRET = "GOCSPX-canary-secret-for-make"
 
@@ -41,11 +44,19 @@ def tools(tmp_path: Path) -> dict[str, Path]:
     record.mkdir()
     outputs = {"project_id": "demo-project",
                "oauth_client_secret_id": "offline-access-oauth-client-secret",
-               "token_sealing_key_secret_id": "offline-access-token-sealing-key"}
+               "token_sealing_key_secret_id": "offline-access-token-sealing-key",
+               "oauth_javascript_origin": "https://demo-project-signin.web.app",
+               "page_url": "https://demo-project-signin.web.app/"}
     cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
+    # init and apply are recorded; `output -raw NAME` answers from the table above, or from
+    # record/output-NAME when a test writes one (an empty file: an empty output).
     terraform = write_tool(bin_dir / "terraform", f"""
+case " $* " in
+  *" init "*|*" apply "*) printf '%s\\n' "$*" >> "{record}/terraform-calls"; exit 0 ;;
+esac
 [ -f "{record}/no-state" ] && {{ echo "No outputs found" >&2; exit 1; }}
 name="${{@: -1}}"
+[ -f "{record}/output-$name" ] && {{ cat "{record}/output-$name"; exit 0; }}
 case "$name" in
 {cases}
   *) echo "unknown output $name" >&2; exit 1 ;;
@@ -106,7 +117,7 @@ def test_checkov_virtualenv_is_a_file_target_from_the_pinned_requirements():
     text = FRAGMENT.read_text()
     assert "TF_CHECKOV         ?= $(TF_CHECKOV_VENV)/bin/checkov" in text
     assert re.search(r"^\$\(TF_CHECKOV\): \$\(TF_CHECKOV_REQS\)$", text, re.M)
-    assert re.search(r"^test-tf: \$\(TF_CHECKOV\) \$\(TF_PY_DEPS\)$", text, re.M)
+    assert re.search(r"^test-tf: \$\(TF_CHECKOV\) \$\(TF_PY_DEPS\) tf-offline-cache$", text, re.M)
     pins = (REPO_ROOT / "terraform" / "requirements-checkov.txt").read_text()
     assert re.search(r"^checkov==\d+\.\d+\.\d+$", pins, re.M)
 
@@ -163,6 +174,60 @@ def test_secret_targets_need_a_deployment(tools, target):
     assert not (tools["record"] / "gcloud-args").exists()
 
 
+#-- deploy --#
+
+
+@pytest.fixture
+def tfvars(tmp_path: Path) -> Path:
+    path = tmp_path / "deploy.tfvars"
+    path.write_text('project_id = "demo-project"\n')
+    return path
+
+
+@needs_make
+@pytest.mark.parametrize("unpinned", [
+    "oauth_client_secret_version token_sealing_key_version",
+    "token_sealing_key_version",
+])
+def test_deploy_warns_while_a_secret_version_is_latest(tools, tfvars, unpinned):
+    (tools["record"] / "output-unpinned_secret_versions").write_text(unpinned)
+
+    result = make(tools, "deploy", TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    calls = (tools["record"] / "terraform-calls").read_text()
+    assert "init -input=false" in calls and f"apply -input=false -var-file={tfvars}" in calls
+    warning = result.stderr[result.stderr.index("WARNING"):]
+    names = unpinned.split()
+    assert warning.startswith(f"WARNING: {' and '.join(names)} {'is' if len(names) == 1 else 'are'} still \"latest\".")
+    for name in names:
+        assert f'    {name} = "1"' in warning, "the warning shows the line to add"
+    assert str(tfvars) in warning and "make deploy again" in warning
+    for name in {"oauth_client_secret_version", "token_sealing_key_version"} - set(names):
+        assert name not in warning
+    assert "WARNING" not in result.stdout, "warnings go to stderr"
+
+
+@needs_make
+def test_deploy_is_quiet_once_both_versions_are_pinned(tools, tfvars):
+    (tools["record"] / "output-unpinned_secret_versions").write_text("")
+
+    result = make(tools, "deploy", TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    assert "Sign-in page: https://demo-project-signin.web.app/" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+@needs_make
+def test_deploy_needs_a_tfvars_file(tools, tmp_path):
+    result = make(tools, "deploy", TF_VARS=str(tmp_path / "missing.tfvars"))
+
+    assert result.returncode != 0
+    assert "copy terraform/terraform.tfvars.example" in result.stderr
+    assert not (tools["record"] / "terraform-calls").exists()
+
+
 #-- lint-tf --#
 
 
@@ -171,24 +236,40 @@ def test_lint_tf_without_terraform_says_so(tools, tmp_path):
     result = make(tools, "lint-tf", TF_BIN=str(tmp_path / "no-such-terraform"))
 
     assert result.returncode == 0
-    assert "not on PATH" in result.stdout
+    assert "is not installed: fmt and validate skipped" in result.stdout
+
+
+def _real_terraform() -> str:
+    found = shutil.which("terraform")
+    if not found:
+        pytest.skip("terraform is not installed: lint-tf's offline validate cannot run")
+    return found
 
 
 @needs_make
-@pytest.mark.parametrize("init_error, succeeds, message", [
-    ("Error: Failed to query available provider packages", True, "validate SKIPPED"),
-    ("Error: Unsupported argument", False, "Unsupported argument"),
-])
-def test_lint_tf_skips_validate_only_when_providers_cannot_download(
-        tools, init_error, succeeds, message):
-    write_tool(tools["terraform"], f"""
-case "$*" in
-  *fmt*) exit 0 ;;
-  *init*) echo "{init_error}" >&2; exit 1 ;;
-  *) echo "unexpected: $*" >&2; exit 2 ;;
-esac
-""")
-    result = make(tools, "lint-tf")
+def test_lint_tf_formats_and_validates_offline(tools):
+    result = make(tools, "lint-tf", TF_BIN=_real_terraform())
 
-    assert (result.returncode == 0) is succeeds, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "terraform fmt -check passed" in result.stdout
+    assert "== terraform validate: ok" in result.stdout
+    assert "tf_offline_plan: PASS" in result.stdout
+
+
+@needs_make
+@pytest.mark.parametrize("breakage, message", [
+    ("no_such_argument = 1", "Unsupported argument"),  # validate's finding
+    ("no_such_argument   = 1", "fmt -recursive"),      # fmt's, before validate runs
+])
+def test_lint_tf_fails_on_a_broken_configuration(tools, tmp_path, breakage, message):
+    terraform = _real_terraform()
+    copy_tree(REPO_ROOT, tmp_path / "repo")
+    scratch = tmp_path / "repo" / "terraform"
+    iam = scratch / "iam.tf"
+    iam.write_text(iam.read_text().replace('resource "google_service_account" "job" {\n',
+                                           f'resource "google_service_account" "job" {{\n  {breakage}\n\n', 1))
+
+    result = make(tools, "lint-tf", TF_BIN=terraform, TF_DIR=str(scratch))
+
+    assert result.returncode != 0
     assert message in result.stdout + result.stderr
