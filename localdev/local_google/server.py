@@ -46,7 +46,7 @@ from .oauth_state import ACCESS_TOKEN_EXPIRES_IN, AccessToken, Issue, OAuthError
 from .risc_api import risc_blueprint
 from .risc_control import risc_control_blueprint
 from .service_accounts import JWT_BEARER
-from .signing import ISSUER, mint_id_token
+from .signing import ISSUER, encode_jwt, mint_id_token
 
 # Google's token endpoint answers every response with these.
 TOKEN_HEADERS = {
@@ -160,6 +160,12 @@ def create_app(backend: Backend) -> Flask:
         if not params.get("assertion"):
             raise OAuthError(400, "invalid_request", "Missing required parameter: assertion")
         audiences = {f"{base_url()}/token", *PRODUCTION_TOKEN_AUDIENCES}
+        id_claims = backend.service_accounts.id_token_claims(params["assertion"], audiences)
+        if id_claims is not None:
+            # Google answers a `target_audience` assertion with an ID token alone.
+            key = backend.keys.current
+            token = encode_jwt({"kid": key.kid, "typ": "JWT"}, {"iss": ISSUER, **id_claims}, key)
+            return json_response({"id_token": token}, 200, TOKEN_HEADERS)
         record, expires_in = backend.service_accounts.exchange_assertion(params["assertion"], audiences)
         return json_response({"access_token": record.token, "expires_in": expires_in, "token_type": "Bearer"},
                              200, TOKEN_HEADERS)

@@ -37,6 +37,7 @@ from .signing import self_signed_certificate
 
 RISC_ADMIN_ROLE = "roles/riscconfigs.admin"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ID_TOKEN_LIFETIME = 3600
 MAX_JWT_LIFETIME = 3600
 # Allowance for the caller's clock running a little ahead of ours.
 CLOCK_SKEW = 300
@@ -230,8 +231,8 @@ class ServiceAccounts:
         self._check_times(claims)
         return account
 
-    def exchange_assertion(self, assertion: str, audiences: set[str]) -> tuple[ServiceAccountToken, int]:
-        """The JWT-bearer grant: an access token for the assertion's scopes, and its `expires_in`.
+    def verified_assertion(self, assertion: str, audiences: set[str]) -> tuple[ServiceAccount, dict]:
+        """The account and claims of a JWT-bearer assertion checked as Google's token endpoint does.
 
         Raises OAuthError with the token endpoint's answer for a bad assertion.
         """
@@ -250,6 +251,14 @@ class ServiceAccounts:
             self._check_times(claims)
         except ServiceAccountAuthError as exc:
             raise OAuthError(400, "invalid_grant", BAD_TIMES) from exc
+        return account, claims
+
+    def exchange_assertion(self, assertion: str, audiences: set[str]) -> tuple[ServiceAccountToken, int]:
+        """The JWT-bearer grant: an access token for the assertion's scopes, and its `expires_in`.
+
+        Raises OAuthError with the token endpoint's answer for a bad assertion.
+        """
+        account, claims = self.verified_assertion(assertion, audiences)
         scope = claims.get("scope")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
         if not scopes:
@@ -261,6 +270,24 @@ class ServiceAccounts:
         with self._lock:
             self._tokens[record.token] = record
         return record, ACCESS_TOKEN_LIFETIME - 1
+
+    def id_token_claims(self, assertion: str, audiences: set[str]) -> dict | None:
+        """The claims of the ID token Google issues for an assertion with `target_audience`
+        (what `google.oauth2.id_token.fetch_id_token` asks for with a key file), or None when
+        the assertion asks for an access token instead.
+
+        Raises OAuthError with the token endpoint's answer for a bad assertion.
+        """
+        account, claims = self.verified_assertion(assertion, audiences)
+        audience = claims.get("target_audience")
+        if audience is None:
+            return None
+        if not isinstance(audience, str) or not audience:
+            raise OAuthError(400, "invalid_scope", NO_SCOPE)
+        now = int(time.time())  # verified by google-auth against the real clock, like ID tokens
+        return {"aud": audience, "azp": account.unique_id, "email": account.email,
+                "email_verified": True, "sub": account.unique_id, "iat": now,
+                "exp": now + ID_TOKEN_LIFETIME}
 
     def access_token(self, token: str) -> ServiceAccountToken | None:
         """The live service-account access token, or None."""
