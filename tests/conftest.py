@@ -35,36 +35,31 @@ def worker_id(request) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")
 
 
-@pytest.fixture(scope="session")
-def firestore_emulator():
-    """`host:port` of a Firestore emulator, started for this session if none is configured."""
-    existing = os.environ.get("FIRESTORE_EMULATOR_HOST")
+def _emulator(variable: str, start):
+    """`host:port` of the emulator named by `variable`, started for this session if unset."""
+    existing = os.environ.get(variable)
     if existing:
         yield existing
         return
-    emulator = FirestoreEmulator()
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host_port
+    emulator = start()
+    os.environ[variable] = emulator.host_port
     try:
         yield emulator.host_port
     finally:
         emulator.stop()
-        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        os.environ.pop(variable, None)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator():
+    """The official Firestore emulator (`FIRESTORE_EMULATOR_HOST`)."""
+    yield from _emulator("FIRESTORE_EMULATOR_HOST", FirestoreEmulator)
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator():
-    """`host:port` of a Pub/Sub emulator, started for this session if none is configured."""
-    existing = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if existing:
-        yield existing
-        return
-    emulator = PubSubEmulator()
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host_port
-    try:
-        yield emulator.host_port
-    finally:
-        emulator.stop()
-        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+    """The official Pub/Sub emulator (`PUBSUB_EMULATOR_HOST`)."""
+    yield from _emulator("PUBSUB_EMULATOR_HOST", PubSubEmulator)
 
 
 @pytest.fixture(scope="session")
