@@ -15,6 +15,7 @@ from .directory import Directory, User
 from .drive import DriveStore
 from .faults import Counters, FaultInjector
 from .oauth_state import DEFAULT_CODE_TTL, OAuthState
+from .service_accounts import ServiceAccounts
 from .signing import ID_TOKEN_MODES, KeyRing
 
 DEFAULT_CERTS_MAX_AGE = 21600
@@ -35,6 +36,8 @@ class Backend:
     id_token_mode: str = "normal"
     # Set when the server stops, so requests held open by a `timeout` fault end at once.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Keys of service accounts (configuration, like clients: kept by `reset`).
+    service_accounts: ServiceAccounts = field(default_factory=ServiceAccounts)
 
     @classmethod
     def create(

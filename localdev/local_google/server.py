@@ -2,7 +2,8 @@
 
 Routes (see google-oauth.md §8 and docs/design.md "Google endpoints"):
 
-- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com).
+- `POST /token`, `POST /revoke`: the authorization server (oauth2.googleapis.com), including
+  the JWT-bearer grant that gives service accounts ID tokens (`service_accounts.py`).
 - `GET /oauth2/v1/certs`, `GET /oauth2/v3/certs`, `GET /.well-known/openid-configuration`.
 - `GET /oauth2/v3/userinfo` (and the discovery's `/v1/userinfo`), `GET /drive/v3/files[/<id>]`.
 - `GET /gsi/client` (the GIS script) and `GET|POST /o/oauth2/v2/auth` (the consent popup).
@@ -37,6 +38,7 @@ from .drive import (
     select_list_fields,
 )
 from .oauth_state import ACCESS_TOKEN_EXPIRES_IN, AccessToken, Issue, OAuthError
+from .service_accounts import JWT_BEARER
 from .signing import ISSUER, mint_id_token
 
 JSON_UTF8 = "application/json; charset=utf-8"
@@ -112,6 +114,12 @@ def create_app(backend: Backend) -> Flask:
     def token() -> Response:
         params = _params()
         grant_type = params.get("grant_type", "")
+        if grant_type == JWT_BEARER:
+            # A service account's signed assertion authenticates itself: no client id or secret.
+            if not params.get("assertion"):
+                raise OAuthError(400, "invalid_request", "Missing required parameter: assertion")
+            id_token = backend.service_accounts.id_token_for(params["assertion"], backend.keys)
+            return _json({"id_token": id_token}, 200, TOKEN_HEADERS)
         if grant_type not in ("authorization_code", "refresh_token"):
             raise OAuthError(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
         credential = "code" if grant_type == "authorization_code" else "refresh_token"

@@ -112,6 +112,14 @@ class LocalGoogle:
     def url(self) -> str:
         return f"http://{self.host_port}"
 
+    def service_account_key(self, email: str, project_id: str = "local-project") -> dict:
+        """A new key file for the service account `email`, its `token_uri` this server's `/token`.
+
+        Written to a file named by `GOOGLE_APPLICATION_CREDENTIALS`, it lets google-auth's
+        `id_token.fetch_id_token` get ID tokens for that account from this server.
+        """
+        return self.backend.service_accounts.create_key(email, f"{self.url}/token", project_id)
+
     @property
     def control(self) -> GoogleControl:
         """A control-API client for this server (one per server, keeps its connection)."""
