@@ -18,11 +18,12 @@ include terraform/terraform.mk
 help:
 	@awk '/^$$/{c=""} /^# /{if(c=="") c=substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""}' $(MAKEFILE_LIST)
 
-# Create the virtualenv and install pinned dependencies (re-run when requirements change).
-$(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt
+# Create the virtualenv and install pinned dependencies and the offline-access CLI (re-run when they change).
+$(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 # Install the Python dependencies.

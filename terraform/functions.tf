@@ -16,6 +16,9 @@ locals {
     fileset(local.functions_source_dir, "**/*_test.py"),
     fileset(local.functions_source_dir, "**/.env*"),
     fileset(local.functions_source_dir, "**/.venv/**"),
+    # The package metadata of `make install`, and the operator CLI, which never runs in a function.
+    fileset(local.functions_source_dir, "*.egg-info/**"),
+    fileset(local.functions_source_dir, "offline_access/cli/**"),
   )
 }
 

@@ -148,5 +148,6 @@ def _audit(user: DueUser, revoked: str, deleted: int, requested_by: str, now: dt
         completed_at=now.isoformat(),
         revoked=revoked,
         records_deleted=deleted,
-        attempts=disconnect.get("attempts"),
+        # The claim that led here counted one more attempt than the document read before it.
+        attempts=int(disconnect.get("attempts") or 0) + 1,
     )
