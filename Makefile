@@ -13,10 +13,12 @@ TEST_WORKERS ?= 2
 # deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
 include terraform/terraform.mk
 
-# List the targets.
+# List the targets and what each one does.
+#
+# A target's help is the first paragraph of the comment above it: keep it whole sentences.
 .PHONY: help
 help:
-	@awk '/^$$/{c=""} /^# /{if(c=="") c=substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""}' $(MAKEFILE_LIST)
+	@awk '/^$$/{c=""; d=0} /^#$$/{if(c!="") d=1} /^# /{if(!d) c=(c=="" ? "" : c " ") substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""; d=0}' $(MAKEFILE_LIST)
 
 # Create the virtualenv and install pinned dependencies and the offline-access CLI (re-run when they change).
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt pyproject.toml
@@ -26,7 +28,7 @@ $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt pypro
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
-# Install the Python dependencies.
+# Install the Python dependencies and the offline-access CLI into .venv.
 .PHONY: install
 install: $(STAMP)
 
@@ -40,17 +42,22 @@ chromium:
 	fi
 	@test -x $(CHROMIUM) || { echo "Chromium is missing: apt-get install chromium"; exit 1; }
 
-# Run the whole system locally: page, functions, local Google, Secret Manager, Firestore emulator.
+# Run the whole system locally on http://localhost:8080: page, functions, local Google, Secret
+# Manager and Firestore emulator; its data is kept in .dev-data/ from one run to the next.
 .PHONY: dev
 dev: $(STAMP)
 	$(PY) -m localdev.dev
 
-# Run the offline job once against `make dev`'s stack.
+# Delete the data make dev keeps in .dev-data/ (Firestore, local keys), so that it starts clean.
+.PHONY: dev-reset
+dev-reset:
+	rm -rf .dev-data
+	@echo "make dev will start with no users and new local keys."
+
+# Run the offline job of a running make dev now and say what it did (ALL=1: every user, due or not).
 .PHONY: job
-job:
-	@curl -sS -X POST -H "X-CloudScheduler-ScheduleTime: $$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-		http://localhost:8082/ && echo
-	@$(PY) -m localdev.dev_report
+job: $(STAMP)
+	@$(PY) -m localdev.job_now $(if $(ALL),--all)
 
 # Run every check: lint and types, then unit, integration, browser and Terraform tests.
 .PHONY: test

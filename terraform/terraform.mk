@@ -21,9 +21,11 @@ TF_BASH_TARGETS    := set-client-secret
 TF_OUTPUT          = $(TF_BIN) -chdir=$(TF_DIR) output -raw
 TF_NEED_DEPLOYMENT = { echo "No deployment outputs found: run make deploy first." >&2; exit 1; }
 
-# Create or update the whole deployment: init, then apply with $(TF_VARS). The page is
-# published by terraform/scripts/publish_site.py (python3, standard library only); the
-# project's virtualenv, when present, goes first on PATH to lend it google-auth.
+# Create or update the whole deployment: terraform init, then apply with terraform/terraform.tfvars
+# (TF_VARS=FILE for another file).
+#
+# The page is published by terraform/scripts/publish_site.py (python3, standard library only);
+# the project's virtualenv, when present, goes first on PATH to lend it google-auth.
 .PHONY: deploy
 deploy:
 	@test -f "$(TF_VARS)" || { echo "Missing $(TF_VARS): copy $(TF_DIR)/terraform.tfvars.example and fill it in." >&2; exit 1; }
@@ -87,7 +89,7 @@ lint-tf:
 	fi; \
 	rm -f "$$log"; exit $$status
 
-# Static checks of the Terraform configuration: python-hcl2 invariants, the publish script, checkov.
+# Run the static checks of the Terraform configuration: python-hcl2 invariants, the publish script, checkov.
 .PHONY: test-tf
 test-tf: $(TF_CHECKOV) $(TF_PY_DEPS)
 	@test -x "$(TF_PY)" || { echo "$(TF_PY) not found: create the project virtualenv first." >&2; exit 1; }

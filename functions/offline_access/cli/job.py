@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import uuid
+from typing import Any
 
-from ..offline.run import RunSummary, run_offline_job, run_one_user
+from ..offline.run import run_offline_job, run_one_user
 from .context import CliContext, env_summary
 
 
@@ -39,28 +40,31 @@ def run_job(args: argparse.Namespace, context: CliContext) -> int:
         body["next_due_at"] = next_due.isoformat().replace("+00:00", "Z") if next_due else None
         context.print_json(body)
     else:
-        for line in describe(summary, next_due, deps.now(), env_summary(context.environ)):
+        for line in describe(summary.body(), next_due, deps.now(), env_summary(context.environ)):
             context.print(line)
     return 0 if not (summary.deferred or summary.disconnects_deferred) else 1
 
 
-def describe(summary: RunSummary, next_due: dt.datetime | None, now: dt.datetime,
+def describe(summary: dict[str, Any], next_due: dt.datetime | None, now: dt.datetime,
              where: str) -> list[str]:
-    """The run's summary in sentences, and what to do when nobody was processed."""
+    """A run's summary (`RunSummary.body()`) in sentences, and what to do when nobody was processed.
+
+    `make job` prints the same sentences for the function's answer.
+    """
     lines = []
-    if summary.disconnected or summary.disconnects_deferred:
-        lines.append(f"Pending disconnects: {summary.disconnected} finished, "
-                     f"{summary.disconnects_deferred} left for the next run.")
-    if summary.processed:
+    if summary.get("disconnected") or summary.get("disconnects_deferred"):
+        lines.append(f"Pending disconnects: {summary.get('disconnected', 0)} finished, "
+                     f"{summary.get('disconnects_deferred', 0)} left for the next run.")
+    if summary["users_processed"]:
         lines.append(
-            f"Processed {summary.processed} user(s) in {summary.duration_seconds:.1f} s: "
-            f"{summary.succeeded} succeeded, {summary.partial} partly, {summary.needs_reauth} need "
-            f"to sign in again, {summary.deferred} deferred, {summary.skipped} skipped.")
-        if summary.stopped:
-            lines.append(f"The run stopped early ({summary.stopped}); the rest stay due.")
+            f"Processed {summary['users_processed']} user(s) in {summary['duration_seconds']:.1f} s: "
+            f"{summary['succeeded']} succeeded, {summary['partial']} partly, {summary['needs_reauth']} "
+            f"need to sign in again, {summary['deferred']} deferred, {summary['skipped']} skipped.")
+        if summary.get("stopped"):
+            lines.append(f"The run stopped early ({summary['stopped']}); the rest stay due.")
         return lines
-    if summary.detail:
-        lines.append(f"The user was not processed: {summary.detail.replace('_', ' ')}.")
+    if summary.get("detail"):
+        lines.append(f"The user was not processed: {str(summary['detail']).replace('_', ' ')}.")
         return lines
     if next_due is None:
         lines.append(f"Nobody was processed: no user has offline access in {where}. "

@@ -127,8 +127,8 @@ def list_users(args: argparse.Namespace, context: CliContext) -> int:
         context.print_json(rows)
         return 0
     if not rows:
-        which = " ".join(filter(None, [args.status, args.reason])) or "any"
-        context.print(f"No users ({which}) in {env_summary(context.environ)}.")
+        which = " ".join(filter(None, [args.status, args.reason]))
+        context.print(f"No users{f' ({which})' if which else ''} in {env_summary(context.environ)}.")
         return 0
     context.table(
         ["SUB", "EMAIL", "STATUS", "REASON", "CONNECTED", "LAST RUN", "OUTCOME", "NEXT RUN"],
