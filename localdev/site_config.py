@@ -27,7 +27,7 @@ def _origin(url: str) -> str:
 # The page's branding keys and their defaults; a logo is a path on the page's own origin (or a
 # data: URL), which the Content-Security-Policy already allows.
 BRAND = {
-    "appName": "Offline access",
+    "appName": "Offline Access Demo",
     "logoUrl": "favicon.svg",
     "privacyPolicyUrl": "",
     "termsUrl": "",

@@ -173,8 +173,8 @@ def disconnect(deps: AccountDependencies, cookie: str | None) -> Answer:
         "status": "disconnecting",
         "completes_by": completes_by.isoformat().replace("+00:00", "Z"),
         "message": "Google couldn't be reached just now. The app has stopped using your access "
-                   "and ended your sessions; it will revoke the permission and delete everything "
-                   "it stored about you by the time shown.",
+                   "and ended your sessions. At its next scheduled run it revokes the permission "
+                   "and deletes everything it stored about you.",
     }, cleared, user=user_ref(sub))
 
 

@@ -94,7 +94,7 @@ def test_google_down_defers_and_the_next_run_revokes_and_deletes_exactly_once(
 
     assert answer.status == 202, answer.body
     assert answer.body["status"] == "disconnecting"
-    assert answer.body["completes_by"].endswith("Z") and "by the time shown" in answer.body["message"]
+    assert answer.body["completes_by"].endswith("Z") and "next scheduled run" in answer.body["message"]
     doc = site.account.store.get(ALICE)
     assert doc["status"] == "disconnecting"
     assert doc["disconnect"]["requested_by"] == "user"
