@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
-# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
+# The Terraform targets: deploy, destroy, set-client-secret, the key rotations, lint-tf and test-tf.
 include terraform/terraform.mk
 
 # List the targets and what each one does.

@@ -35,8 +35,12 @@ deploy:
 	@echo
 	@echo "Register this origin in the OAuth client's Authorized JavaScript origins:"
 	@echo "  $$($(TF_OUTPUT) oauth_javascript_origin)"
-	@echo "First deployment? Then run: make set-client-secret && make rotate-sealing-key"
 	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
+	@if [ "$$($(TF_OUTPUT) job_paused 2>/dev/null)" = "true" ]; then \
+	  echo "The scheduled job is paused (job_paused = true). First deployment? Run"; \
+	  echo "  make set-client-secret && make rotate-sealing-key && make rotate-session-key"; \
+	  echo "then set job_paused = false in $(TF_VARS) and run make deploy again."; \
+	fi
 
 # Delete the deployment (the Firestore database stays unless firestore_deletion_policy = "DELETE").
 .PHONY: destroy
@@ -68,6 +72,18 @@ rotate-sealing-key:
 	echo "Added. New tokens are sealed with it once instances restart (token_sealing_key_version = \"latest\")"; \
 	echo "or once token_sealing_key_version is set to the number above and make deploy has run."; \
 	echo "Do not disable or destroy older versions: tokens sealed with them still need them."
+
+# Create the session-cookie key, or rotate it: add a version of 32 random bytes (base64); sessions sealed by older enabled versions stay valid.
+.PHONY: rotate-session-key
+rotate-session-key:
+	@project="$$($(TF_OUTPUT) project_id 2>/dev/null)" && secret="$$($(TF_OUTPUT) session_key_secret_id 2>/dev/null)" || $(TF_NEED_DEPLOYMENT); \
+	key="$$(python3 -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode(),end="")')" \
+	  && [ "$${#key}" -eq 44 ] || { echo "Could not generate a key with python3." >&2; exit 1; }; \
+	printf '%s' "$$key" | gcloud secrets versions add "$$secret" --project="$$project" --data-file=- --format='value(name)' || exit 1; \
+	unset key; \
+	echo "Added. New sessions use it once instances restart (session_key_version = \"latest\")"; \
+	echo "or once session_key_version is set to the number above and make deploy has run."; \
+	echo "Disabling an older version signs out the sessions it sealed."
 
 # Check Terraform formatting, and validate where terraform can download its providers.
 .PHONY: lint-tf
