@@ -19,7 +19,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
-TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "lint-tf", "test-tf")
+TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "rotate-session-key",
+           "lint-tf", "test-tf")
 LEAD_OWNED = ("test", "dev", "bench")
 SECRET = "GOCSPX-canary-secret-for-make"
 
@@ -41,7 +42,8 @@ def tools(tmp_path: Path) -> dict[str, Path]:
     record.mkdir()
     outputs = {"project_id": "demo-project",
                "oauth_client_secret_id": "offline-access-oauth-client-secret",
-               "token_sealing_key_secret_id": "offline-access-token-sealing-key"}
+               "token_sealing_key_secret_id": "offline-access-token-sealing-key",
+               "session_key_secret_id": "offline-access-session-key"}
     cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
     terraform = write_tool(bin_dir / "terraform", f"""
 [ -f "{record}/no-state" ] && {{ echo "No outputs found" >&2; exit 1; }}
@@ -152,7 +154,23 @@ def test_rotate_sealing_key_adds_32_random_bytes(tools):
 
 
 @needs_make
-@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key"])
+def test_rotate_session_key_adds_32_random_bytes(tools):
+    keys = []
+    for _ in range(2):
+        result = make(tools, "rotate-session-key")
+        assert result.returncode == 0, result.stderr
+        args = (tools["record"] / "gcloud-args").read_text().splitlines()
+        assert args[:4] == ["secrets", "versions", "add", "offline-access-session-key"]
+        assert "--data-file=-" in args and "--project=demo-project" in args
+        key = (tools["record"] / "gcloud-stdin").read_text()
+        assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
+        assert key not in result.stdout + result.stderr
+        keys.append(key)
+    assert keys[0] != keys[1]
+
+
+@needs_make
+@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key", "rotate-session-key"])
 def test_secret_targets_need_a_deployment(tools, target):
     (tools["record"] / "no-state").touch()
 
@@ -192,3 +210,25 @@ esac
 
     assert (result.returncode == 0) is succeeds, result.stdout + result.stderr
     assert message in result.stdout + result.stderr
+
+
+@needs_make
+@pytest.mark.parametrize("paused", ["true", "false"])
+def test_deploy_says_how_to_unpause_the_job_after_the_first_deployment(tools, tmp_path, paused):
+    terraform = write_tool(tools["bin"] / "terraform-deploy", f"""
+case " $* " in
+  *" output "*) case "${{@: -1}}" in
+      job_paused) printf %s "{paused}" ;;
+      *) printf %s "value-of-${{@: -1}}" ;;
+    esac ;;
+  *) exit 0 ;;  # init and apply
+esac
+""")
+    tfvars = tmp_path / "terraform.tfvars"
+    tfvars.write_text('project_id = "demo-project"\n')
+
+    result = make(tools, "deploy", TF_BIN=str(terraform), TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    told = "job_paused = false" in result.stdout and "make rotate-session-key" in result.stdout
+    assert told is (paused == "true")
