@@ -90,14 +90,16 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
     shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
     certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
+    sessions, cookies = build_sessions(shared)
     prefetch = ColdStartPrefetch(
         secrets=shared.secrets,
         client_secret_version=config.client_secret_version,
         sealer=shared.sealer,
         certificates=certificates,
         store=shared.store,
+        # The session cookie is sealed once the code is exchanged: read its key meanwhile.
+        preload=(sessions.check_ready,),
     )
-    sessions, cookies = build_sessions(shared)
     return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch,
                    sessions=sessions, cookies=cookies)
 
