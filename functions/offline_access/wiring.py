@@ -97,8 +97,9 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         sealer=shared.sealer,
         certificates=certificates,
         store=shared.store,
-        # The session cookie is sealed once the code is exchanged: read its key meanwhile.
-        preload=(sessions.check_ready,),
+        # The session cookie is sealed after the exchange: its key must work before the code
+        # is spent.
+        checks=(sessions.check_ready,),
     )
     return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch,
                    sessions=sessions, cookies=cookies)

@@ -4,9 +4,9 @@ Read the client secret, exchange the code at Google's token endpoint, verify the
 the tokens and store them under the verified `sub`, then tell the page who is signed in and
 which permissions it has (`accounts.view`: the answer of `GET /api/me`), with the document's
 session generation for the session cookie that the HTTP layer sets. Everything that can fail
-without spending the code (the secret, the sealing key) is done before the exchange. Once Google
-has issued tokens, any failure to keep them revokes the new grant, so that no grant is left that
-nobody holds.
+without spending the code (the secret, the sealing and session keys) is done before the exchange.
+Once Google has issued tokens, any failure to keep them revokes the new grant, so that no grant
+is left that nobody holds.
 
 Reference: https://developers.google.com/identity/sign-in/web/server-side-flow
 """
@@ -79,9 +79,8 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
 
 
 def warm_up(deps: ExchangeDependencies) -> None:
-    """A new instance's first work (`ColdStartPrefetch.warm_up`, and the session key)."""
+    """A new instance's first work (`ColdStartPrefetch.warm_up`)."""
     deps.prefetch.warm_up()
-    deps.sessions.check_ready()
 
 
 def _revoke_new_grant(tokens: TokenResponse, deps: ExchangeDependencies) -> bool:

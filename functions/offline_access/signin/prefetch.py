@@ -1,10 +1,10 @@
 """A cold instance's first downloads, overlapped with the sign-in that needs them.
 
 On a new instance the first sign-in would otherwise wait, one after the other, for the client
-secret, the sealing key, Google's certificates, the Firestore channel and the session key.
-`ColdStartPrefetch` owns a small thread pool and starts them side by side: the certificates, the
-channel and the session key (`preload`) while Google works on the code, the client secret while
-the sealing key is read. Its failures are
+secret, the sealing key, the session key, Google's certificates and the Firestore channel.
+`ColdStartPrefetch` owns a small thread pool and starts them side by side: the certificates and
+the channel while Google works on the code, the client secret and the other `checks` (the
+session key) while the sealing key is read. Its failures are
 ignored here: the step that needs the result repeats it and reports the error properly.
 """
 
@@ -31,44 +31,47 @@ class ColdStartPrefetch:
         sealer: TokenSealer,
         certificates: CertificateCache,
         store: UserStore,
-        preload: tuple[Callable[[], object], ...] = (),
+        checks: tuple[Callable[[], object], ...] = (),
     ) -> None:
         self._secrets = secrets
         self._client_secret_version = client_secret_version
         self._sealer = sealer
         self._certificates = certificates
         self._store = store
-        self._preload = preload
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="prefetch")
+        self._checks = checks
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prefetch")
         self._connect_started = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start downloading stale certificates, and (once per instance) the Firestore connection
-        and the `preload` reads."""
+        """Start downloading stale certificates, and the Firestore connection once per instance."""
         if self._certificates.stale():
             self._pool.submit(self._certificates.certs_for, None)
         with self._lock:
             connect, self._connect_started = not self._connect_started, True
         if connect:
             self._pool.submit(self._store.connect)
-            for read in self._preload:
-                self._pool.submit(read)
+
 
     def client_secret(self) -> str:
-        """The OAuth client secret, once the sealing key is known to be readable too.
+        """The OAuth client secret, once the sealing key and the `checks` are known to work too.
 
-        Both are read before the code is spent, so a missing key fails before Google issues
-        tokens. On a cold instance the two reads run side by side.
+        All are read before the code is spent, so a missing key fails before Google issues
+        tokens. On a cold instance the reads run side by side.
 
         Raises:
-            Unavailable, Misconfigured: from Secret Manager or the key's format.
+            Unavailable, Misconfigured: from Secret Manager or a key's format.
         """
         if self._secrets.is_cached(self._client_secret_version):
             self._sealer.check_ready()
+            for check in self._checks:  # served from memory once read
+                check()
             return self._secrets.get(self._client_secret_version).data.decode()
         secret = self._pool.submit(self._secrets.get, self._client_secret_version)
+        pending = [self._pool.submit(check) for check in self._checks]
         self._sealer.check_ready()
+        for future in pending:
+            future.result()
         return secret.result().data.decode()
 
     def warm_up(self) -> None:
@@ -79,3 +82,5 @@ class ColdStartPrefetch:
         self.start()
         self._secrets.get(self._client_secret_version)
         self._sealer.check_ready()
+        for check in self._checks:
+            check()

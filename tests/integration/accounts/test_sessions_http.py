@@ -189,3 +189,16 @@ class TestStateBinding:
         code = google.mint_code(client_id=CLIENT_ID, email="alice@example.com",
                                 scopes=ALL_SCOPES)["code"]
         assert browser.exchange(code, "its-own-state", cookie=None).status == 200
+
+
+def test_a_missing_session_key_fails_before_the_code_is_spent(site_env, google, project):
+    site = Site({**site_env,
+                 "SESSION_KEY_VERSION": f"projects/{project}/secrets/no-such-key/versions/1"})
+    browser = site.browser()
+    code = google.mint_code(client_id=CLIENT_ID, email="alice@example.com", scopes=ALL_SCOPES)["code"]
+
+    answer = browser.exchange(code, None, cookie=None)
+
+    assert answer.status == 500 and answer.body["error"] == "server_misconfigured"
+    assert token_calls(google) == 0
+    assert site.account.store.get(ALICE) is None
