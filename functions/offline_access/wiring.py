@@ -79,16 +79,22 @@ def build_sessions(shared: SharedDependencies) -> tuple[SessionCodec, CookiePoli
     return codec, policy
 
 
+def _public_shared(environ: Mapping[str, str]) -> SharedDependencies:
+    """What a function the page calls uses: it needs the page's origins. Does no I/O."""
+    config = Config.from_env(environ)
+    if not config.allowed_origins:
+        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
+    return build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+
+
 def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> ExchangeDependencies:
     """Dependencies of `exchange_code` from the environment.
 
     Raises:
         Misconfigured: a setting is missing or malformed.
     """
-    config = Config.from_env(environ)
-    if not config.allowed_origins:
-        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
-    shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+    shared = _public_shared(environ)
+    config = shared.config
     certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
     sessions, cookies = build_sessions(shared)
     prefetch = ColdStartPrefetch(
@@ -127,12 +133,10 @@ def build_account_dependencies(environ: Mapping[str, str] = os.environ) -> Accou
     Raises:
         Misconfigured: a setting is missing or malformed.
     """
-    config = Config.from_env(environ)
-    if not config.allowed_origins:
-        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
+    shared = _public_shared(environ)
+    config = shared.config
     if not config.disconnect_function_url:
         raise Misconfigured("Set DISCONNECT_FUNCTION_URL to the URL of the disconnect_user function.")
-    shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
     sessions, cookies = build_sessions(shared)
     # Room for the callee's revoke call to Google and its deletes, within Hosting's 60 s.
     caller = DisconnectCaller(config.disconnect_function_url, shared.session,

@@ -138,29 +138,15 @@ def test_set_client_secret_refuses_empty_input(tools):
 
 
 @needs_make
-def test_rotate_sealing_key_adds_32_random_bytes(tools):
+@pytest.mark.parametrize("target, secret", [("rotate-sealing-key", "offline-access-token-sealing-key"),
+                                            ("rotate-session-key", "offline-access-session-key")])
+def test_key_rotations_add_32_random_bytes(tools, target, secret):
     keys = []
     for _ in range(2):
-        result = make(tools, "rotate-sealing-key")
+        result = make(tools, target)
         assert result.returncode == 0, result.stderr
         args = (tools["record"] / "gcloud-args").read_text().splitlines()
-        assert args[:4] == ["secrets", "versions", "add", "offline-access-token-sealing-key"]
-        assert "--data-file=-" in args and "--project=demo-project" in args
-        key = (tools["record"] / "gcloud-stdin").read_text()
-        assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
-        assert key not in result.stdout + result.stderr
-        keys.append(key)
-    assert keys[0] != keys[1]
-
-
-@needs_make
-def test_rotate_session_key_adds_32_random_bytes(tools):
-    keys = []
-    for _ in range(2):
-        result = make(tools, "rotate-session-key")
-        assert result.returncode == 0, result.stderr
-        args = (tools["record"] / "gcloud-args").read_text().splitlines()
-        assert args[:4] == ["secrets", "versions", "add", "offline-access-session-key"]
+        assert args[:4] == ["secrets", "versions", "add", secret]
         assert "--data-file=-" in args and "--project=demo-project" in args
         key = (tools["record"] / "gcloud-stdin").read_text()
         assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32

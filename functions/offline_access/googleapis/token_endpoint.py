@@ -222,16 +222,9 @@ def refresh_access_token(
 def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
     """Revoke a token and its whole grant, best effort. True when Google confirmed it."""
     try:
-        response = session.post(
-            revoke_url,
-            data={"token": token},
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            timeout=timeout,
-        )
-    except requests.RequestException:
+        return revoke_token(session, revoke_url, token, timeout=timeout) == REVOKED
+    except (GoogleUnavailable, UpstreamInvalid):
         return False
-    return response.status_code == 200
-
 
 REVOKED = "revoked"
 ALREADY_REVOKED = "already_revoked"
