@@ -11,7 +11,7 @@ LINT_PATHS := functions localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
-# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf, tf-offline-cache and $(CHECKOV).
+# The Terraform targets: deploy, destroy, set-client-secret, the key rotations, lint-tf, test-tf and tf-offline-cache.
 include terraform/terraform.mk
 
 # The locked, hashed runtime dependencies (what the deployed functions install), and how `make requirements` regenerates lock files.
@@ -19,21 +19,25 @@ RUNTIME_LOCK := functions/requirements.txt
 PIP_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make requirements"
 
-# List the targets.
+# List the targets and what each one does.
+#
+# A target's help is the first paragraph of the comment above it: keep it whole sentences.
 .PHONY: help
 help:
-	@awk '/^$$/{c=""} /^# /{if(c=="") c=substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""}' $(MAKEFILE_LIST)
+	@awk '/^$$/{c=""; d=0} /^#$$/{if(c!="") d=1} /^# /{if(!d) c=(c=="" ? "" : c " ") substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""; d=0}' $(MAKEFILE_LIST)
 
-# Create the virtualenv and install pinned dependencies (re-run when requirements change).
+# Create the virtualenv and install pinned dependencies and the offline-access CLI (re-run when they change).
+#
 # Two pip calls: pip's hash-checking mode refuses unhashed requirements in the same install.
-$(STAMP): requirements.txt requirements-dev.txt $(RUNTIME_LOCK)
+$(STAMP): requirements.txt requirements-dev.txt $(RUNTIME_LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
-# Install the Python dependencies.
+# Install the Python dependencies and the offline-access CLI into .venv.
 .PHONY: install
 install: $(STAMP)
 
@@ -62,17 +66,22 @@ chromium:
 	fi
 	@test -x $(CHROMIUM) || { echo "Chromium is missing: apt-get install chromium"; exit 1; }
 
-# Run the whole system locally: page, functions, local Google, Secret Manager, Firestore emulator.
+# Run the whole system locally on http://localhost:8080: page, functions, local Google, Secret
+# Manager and Firestore emulator; its data is kept in .dev-data/ from one run to the next.
 .PHONY: dev
 dev: $(STAMP)
 	$(PY) -m localdev.dev
 
-# Run the offline job once against `make dev`'s stack.
+# Delete the data make dev keeps in .dev-data/ (Firestore, local keys), so that it starts clean.
+.PHONY: dev-reset
+dev-reset:
+	rm -rf .dev-data
+	@echo "make dev will start with no users and new local keys."
+
+# Run the offline job of a running make dev now and say what it did (ALL=1: every user, due or not).
 .PHONY: job
-job:
-	@curl -sS -X POST -H "X-CloudScheduler-ScheduleTime: $$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-		http://localhost:8082/ && echo
-	@$(PY) -m localdev.dev_report
+job: $(STAMP)
+	@$(PY) -m localdev.job_now $(if $(ALL),--all)
 
 # Run every check: lint and types, then unit, integration, browser and Terraform tests.
 .PHONY: test

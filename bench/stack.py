@@ -86,6 +86,8 @@ def local_stack(*, project: str, client_id: str, latency_ms: int = 50):
     secret_manager.add_version(f"projects/{project}/secrets/client-secret", client_secret.encode())
     secret_manager.add_version(f"projects/{project}/secrets/sealing-key",
                                base64.b64encode(secrets.token_bytes(32)))
+    secret_manager.add_version(f"projects/{project}/secrets/session-key",
+                               base64.b64encode(secrets.token_bytes(32)))
     google_port = free_port()
     google = Process("local-google", [
         sys.executable, "-m", "localdev.local_google", "--host", "127.0.0.1",
@@ -109,6 +111,7 @@ def local_stack(*, project: str, client_id: str, latency_ms: int = 50):
                 "OAUTH_CLIENT_SECRET_VERSION":
                     f"projects/{project}/secrets/client-secret/versions/latest",
                 "TOKEN_SEALING_KEY_VERSION": f"projects/{project}/secrets/sealing-key/versions/latest",
+                "SESSION_KEY_VERSION": f"projects/{project}/secrets/session-key/versions/latest",
                 "ALLOWED_ORIGINS": ORIGIN,
                 "OAUTH_SCOPES": " ".join(SCOPES),
             },

@@ -4,6 +4,7 @@ import flask
 import functions_framework
 
 from offline_access import http_adapter, wiring
+from offline_access.accounts import api as account
 from offline_access.signin import exchange
 from offline_access.structured_log import configure_python_logging
 
@@ -25,3 +26,22 @@ _job = wiring.Lazy(wiring.build_job_dependencies)
 def run_offline_job(request: flask.Request) -> flask.Response:
     """Called by Cloud Scheduler: process every due user with their offline access."""
     return http_adapter.handle_offline_job(request, _job.get)
+
+
+_accounts = wiring.Lazy(wiring.build_account_dependencies)
+wiring.warm_up_in_each_worker("account_api", _accounts, account.warm_up)
+
+
+@functions_framework.http
+def account_api(request: flask.Request) -> flask.Response:
+    """The account API on the page's origin: /api/me, sign-in attempts, sign-out, disconnect."""
+    return http_adapter.handle_account_api(request, _accounts.get)
+
+
+_disconnect = wiring.Lazy(wiring.build_disconnect_dependencies)
+
+
+@functions_framework.http
+def disconnect_user(request: flask.Request) -> flask.Response:
+    """Internal (IAM): revoke a user's grant at Google and delete every record of them."""
+    return http_adapter.handle_disconnect_user(request, _disconnect.get)

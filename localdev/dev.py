@@ -1,9 +1,16 @@
 """`make dev`: the whole system on this machine, with no Google account and no cloud project.
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
-(seeded with a client secret and a sealing key), the local Google, the two functions exactly as
-deployed (functions-framework serving `functions/main.py`), a scheduler that runs the offline
-job every minute, and the sign-in page. Ctrl-C stops everything and leaves no process behind.
+(seeded with a client secret, a sealing key and a session key), the local Google, the four
+functions exactly as deployed (functions-framework serving `functions/main.py`), a scheduler
+that runs the offline job every minute, and the sign-in page, which serves `/api/*` on its own
+origin by forwarding to the functions with only the `__session` cookie, as Firebase Hosting
+does. Ctrl-C stops everything and leaves no process behind.
+
+Data survives a restart (`localdev/dev_data.py`, the git-ignored `.dev-data/`): Firestore is
+exported when `make dev` stops and after each scheduled run, and imported at start; the local
+secrets are kept; the users' grants are restored at the fresh local Google. `make dev-reset`
+deletes `.dev-data/` to start clean.
 
 With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
 `DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
@@ -26,16 +33,19 @@ from pathlib import Path
 import requests
 from google.cloud import firestore as gcloud_firestore
 
+from .dev_data import DevData, restore_grants
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer
-from .site_config import write_config
+from .site_config import brand_from, write_config
 from .static_server import SITE_DIR, StaticSite
 
 PROJECT = "demo-offline-access"
 PAGE_PORT = 8080
 EXCHANGE_PORT = 8081
 JOB_PORT = 8082
+ACCOUNT_PORT = 8083
+DISCONNECT_PORT = 8084
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
@@ -43,6 +53,7 @@ LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
+ACCOUNT_SERVICE_ACCOUNT = f"offline-access-account@{PROJECT}.iam.gserviceaccount.com"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
 
@@ -58,7 +69,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def run_scheduler(job_url: str, stop: threading.Event, report) -> None:
+def run_scheduler(job_url: str, stop: threading.Event, report, after_run=None) -> None:
     """Cloud Scheduler's part: POST to the job every minute with the schedule time header,
     then print what the run did for each user."""
     while not stop.wait(JOB_EVERY_SECONDS):
@@ -73,6 +84,8 @@ def run_scheduler(job_url: str, stop: threading.Event, report) -> None:
             print(f"[scheduler] offline job: {response.status_code} {response.text.strip()[:300]}",
                   flush=True)
             print("\n".join(report()), flush=True)
+            if after_run is not None:
+                after_run()
         except requests.RequestException as exc:
             print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
 
@@ -99,9 +112,12 @@ def main() -> int:
     real_client_id = settings.get("DEV_OAUTH_CLIENT_ID", "").strip()
     real_secret = settings.get("DEV_OAUTH_CLIENT_SECRET", "").strip()
     use_real_google = bool(real_client_id and real_secret)
+    data = DevData()
     client_id = real_client_id if use_real_google else LOCAL_CLIENT_ID
-    client_secret = real_secret if use_real_google else "local-secret-" + secrets.token_urlsafe(16)
+    client_secret = real_secret if use_real_google else data.secret(
+        "local-oauth-client-secret", lambda: "local-secret-" + secrets.token_urlsafe(16))
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
+             "account_api": ACCOUNT_PORT, "disconnect_user": DISCONNECT_PORT,
              "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
     if not use_real_google:
         ports["local Google"] = GOOGLE_PORT
@@ -113,6 +129,7 @@ def main() -> int:
     LOG_DIR.mkdir(exist_ok=True)
     stop = threading.Event()
     started: list = []
+    firestore = None
 
     def shutdown(*_):
         stop.set()
@@ -120,16 +137,23 @@ def main() -> int:
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     try:
-        firestore = FirestoreEmulator(port=FIRESTORE_PORT, output=open(LOG_DIR / "firestore.log", "w"))
+        previous = data.latest_export()
+        firestore = FirestoreEmulator(port=FIRESTORE_PORT, import_data=previous,
+                                      output=open(LOG_DIR / "firestore.log", "w"))
         started.append(firestore)
 
         secret_manager = LocalSecretManager().start(port=SECRET_MANAGER_PORT)
         started.append(secret_manager)
         secret_name = f"projects/{PROJECT}/secrets/oauth-client-secret"
         key_name = f"projects/{PROJECT}/secrets/token-sealing-key"
+        session_key_name = f"projects/{PROJECT}/secrets/session-key"
         secret_manager.add_version(secret_name, client_secret.encode())
-        secret_manager.add_version(key_name, base64.b64encode(secrets.token_bytes(32)))
+        secret_manager.add_version(key_name, data.secret(
+            "token-sealing-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()).encode())
+        secret_manager.add_version(session_key_name, data.secret(
+            "session-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()).encode())
 
+        page_origin = f"http://localhost:{PAGE_PORT}"
         env = {
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIRESTORE_EMULATOR_HOST": firestore.host_port,
@@ -137,17 +161,24 @@ def main() -> int:
             "OAUTH_CLIENT_ID": client_id,
             "OAUTH_CLIENT_SECRET_VERSION": f"{secret_name}/versions/latest",
             "TOKEN_SEALING_KEY_VERSION": f"{key_name}/versions/latest",
-            "ALLOWED_ORIGINS": f"http://localhost:{PAGE_PORT}",
+            "SESSION_KEY_VERSION": f"{session_key_name}/versions/latest",
+            "ALLOWED_ORIGINS": page_origin,
             "OAUTH_SCOPES": SCOPES,
             "JOB_INTERVAL_SECONDS": "60",
+            "JOB_SCHEDULE_PERIOD_SECONDS": str(JOB_EVERY_SECONDS),
+            "DISCONNECT_FUNCTION_URL": f"http://127.0.0.1:{DISCONNECT_PORT}/",
         }
+        account_env = {}
+        google = None
         if use_real_google:
             gis_script_url = "https://accounts.google.com/gsi/client"
+            print("make dev: with the real Google there is no metadata server and no local key "
+                  "issuer: Disconnect leaves the revoke to the next job run.", file=sys.stderr)
         else:
             from .local_google import LocalGoogle
 
             google = LocalGoogle(client_id=client_id, client_secret=client_secret,
-                                 javascript_origins=[f"http://localhost:{PAGE_PORT}"])
+                                 javascript_origins=[page_origin])
             google.start(host="127.0.0.1", port=GOOGLE_PORT)
             started.append(google)
             for user in google.control.users():  # something for the Drive task to find
@@ -156,38 +187,62 @@ def main() -> int:
             # The same host spelling as GOOGLE_EMULATOR_HOST: the ID token's `picture` points
             # there, and the page's CSP (derived from this URL) must allow it.
             gis_script_url = f"{google.url}/gsi/client"
+            # The account API calls disconnect_user with an ID token, as on Cloud Run: here
+            # google-auth gets it from the local Google with a service-account key file.
+            key = data.write_json("account-sa-key.json",
+                                  google.service_account_key(ACCOUNT_SERVICE_ACCOUNT, PROJECT))
+            account_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
 
-        exchange = FunctionServer("exchange_code", env, port=EXCHANGE_PORT,
-                                  output=open(LOG_DIR / "exchange_code.log", "w"))
-        started.append(exchange)
-        job = FunctionServer("run_offline_job", env, port=JOB_PORT,
-                             output=open(LOG_DIR / "run_offline_job.log", "w"))
-        started.append(job)
+        functions = {}
+        for target, port, extra in (("exchange_code", EXCHANGE_PORT, {}),
+                                    ("run_offline_job", JOB_PORT, {}),
+                                    ("account_api", ACCOUNT_PORT, account_env),
+                                    ("disconnect_user", DISCONNECT_PORT, {})):
+            functions[target] = FunctionServer(target, {**env, **extra}, port=port,
+                                               output=open(LOG_DIR / f"{target}.log", "w"))
+            started.append(functions[target])
+        job = functions["run_offline_job"]
 
-        exchange_url = f"http://localhost:{EXCHANGE_PORT}/"
-        write_config(SITE_DIR, client_id=client_id, exchange_url=exchange_url, scopes=SCOPES,
-                     gis_script_url=gis_script_url)
-        site = StaticSite(exchange_url=exchange_url, gis_script_url=gis_script_url,
-                          port=PAGE_PORT).start()
+        write_config(SITE_DIR, client_id=client_id, exchange_url="/api/exchange",
+                     account_api_url="/api", scopes=SCOPES, gis_script_url=gis_script_url,
+                     brand=brand_from(settings))
+        site = StaticSite(exchange_url="/api/exchange", gis_script_url=gis_script_url,
+                          port=PAGE_PORT, rewrites={
+                              "/api/exchange": functions["exchange_code"].url,
+                              "/api/": functions["account_api"].url})
         started.append(site)
+        site.start()
+        cli_env = data.write_env("cli.env", env)
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host_port
         report_client = gcloud_firestore.Client(project=PROJECT)
+        restored = 0
+        if google is not None and previous is not None:
+            stored = [{"sub": d.id, **d.to_dict()} for d in report_client.collection("users").stream()]
+            restored = restore_grants(stored, google.control, client_id=client_id, origin=page_origin,
+                                      exchange_url=functions["exchange_code"].url + "/")
         threading.Thread(target=run_scheduler, daemon=True,
-                         args=(job.url, stop, lambda: user_lines(report_client))).start()
+                         args=(job.url, stop, lambda: user_lines(report_client),
+                               lambda: data.save_firestore(firestore, PROJECT))).start()
 
+        kept = (f"kept from the last run ({restored} grant(s) restored at the local Google)"
+                if previous else "new (.dev-data/ is empty)")
         print(f"""
-  sign-in page         http://localhost:{PAGE_PORT}
-  exchange_code        http://localhost:{EXCHANGE_PORT}
+  sign-in page         http://localhost:{PAGE_PORT}   (/api/* forwarded to the functions, as Hosting does)
+  exchange_code        http://localhost:{EXCHANGE_PORT}   (/api/exchange)
+  account_api          http://localhost:{ACCOUNT_PORT}   (/api/me, /api/sign-out, /api/disconnect, ...)
+  disconnect_user      http://localhost:{DISCONNECT_PORT}   (internal: revoke and delete)
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
   Secret Manager       local, {secret_manager.host_port} (gRPC)
-  Firestore emulator   http://{firestore.host_port}
+  Firestore emulator   http://{firestore.host_port}, data {kept}
   logs                 {LOG_DIR.relative_to(REPO)}/
+  operator CLI         .venv/bin/offline-access --env-file {cli_env.relative_to(REPO)} users list
 
-Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything.
+Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything and keeps
+the data for next time (`make dev-reset` starts clean).
 """, flush=True)
         while not stop.wait(1):
-            for component in (firestore, exchange, job):
+            for component in (firestore, *functions.values()):
                 if component.popen.poll() is not None:
                     print(f"{component.name} exited (code {component.popen.returncode}); "
                           f"see {LOG_DIR.relative_to(REPO)}/", file=sys.stderr)
@@ -198,6 +253,13 @@ Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops 
         return 1
     finally:
         stop.set()
+        if firestore is not None and firestore.popen.poll() is None:
+            try:
+                data.save_firestore(firestore, PROJECT)
+                print("kept the data in .dev-data/ (make dev-reset deletes it).", flush=True)
+            except (requests.RequestException, OSError, StopIteration) as exc:
+                print(f"make dev: could not export the Firestore data ({type(exc).__name__})",
+                      file=sys.stderr)
         for component in reversed(started):
             component.stop()
         print("stopped.", flush=True)

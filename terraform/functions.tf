@@ -16,6 +16,9 @@ locals {
     fileset(local.functions_source_dir, "**/*_test.py"),
     fileset(local.functions_source_dir, "**/.env*"),
     fileset(local.functions_source_dir, "**/.venv/**"),
+    # The package metadata of `make install`, and the operator CLI, which never runs in a function.
+    fileset(local.functions_source_dir, "*.egg-info/**"),
+    fileset(local.functions_source_dir, "offline_access/cli/**"),
   )
 }
 
@@ -192,6 +195,7 @@ resource "google_cloudfunctions2_function" "exchange" {
     google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.exchange_client_secret,
     google_secret_manager_secret_iam_member.exchange_sealing_key,
+    google_secret_manager_secret_iam_member.exchange_session_key,
     google_project_iam_member.exchange_datastore_user,
   ]
 }
@@ -245,5 +249,114 @@ resource "google_cloudfunctions2_function" "job" {
     google_secret_manager_secret_iam_member.job_client_secret,
     google_secret_manager_secret_iam_member.job_sealing_key,
     google_project_iam_member.job_datastore_user,
+  ]
+}
+
+#-- account_api: public, behind Firebase Hosting (/api/**) --#
+
+resource "google_cloudfunctions2_function" "account" {
+  #checkov:skip=CKV_GCP_124:Ingress must be ALLOW_ALL: Firebase Hosting's /api/** rewrite reaches the Cloud Run service from the internet. The function serves the page's own origin only (no CORS), requires X-Requested-With and an allowlisted Origin on every POST, and holds no key that opens tokens.
+  project     = var.project_id
+  location    = var.region
+  name        = local.account_function_name
+  description = "The account API of the sign-in page (GET /api/me, POST /api/sign-in-attempts, /api/sign-out, /api/sign-out-everywhere, /api/disconnect)."
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "account_api"
+    service_account = google_service_account.build.id
+    # The build pushes the image to this deployment's own repository (its Artifact Registry
+    # writer role is bound there alone).
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.functions_source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    min_instance_count               = 0
+    max_instance_count               = var.account_max_instances
+    max_instance_request_concurrency = var.exchange_concurrency
+    available_cpu                    = "1"
+    available_memory                 = var.exchange_memory
+    timeout_seconds                  = var.exchange_timeout_seconds
+    # Firebase Hosting reaches the service over the internet.
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.account.email
+
+    environment_variables = merge(local.function_environment, {
+      THREADS = tostring(var.exchange_concurrency)
+      # The internal function that revokes and deletes; called with an ID token
+      # for this URL, which Cloud Run checks.
+      DISCONNECT_FUNCTION_URL = google_cloudfunctions2_function.disconnect.service_config[0].uri
+    })
+  }
+
+  labels = local.labels
+
+  depends_on = [
+    google_project_iam_member.build_log_writer,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_storage_bucket_iam_member.build_gcf_sources_reader,
+    google_storage_bucket_iam_member.build_source_reader,
+    google_secret_manager_secret_iam_member.account_session_key,
+    google_project_iam_member.account_datastore_user,
+    google_cloud_run_service_iam_member.disconnect_invoker_account,
+  ]
+}
+
+#-- disconnect_user: internal by IAM, called by account_api --#
+
+resource "google_cloudfunctions2_function" "disconnect" {
+  #checkov:skip=CKV_GCP_124:Ingress must be ALLOW_ALL: account_api calls this function from Cloud Run, and a same-project Cloud Run service calling another is not internal traffic without a VPC connector. Cloud Run IAM is the gate: run.invoker is granted to account_api's service account only, which sends an ID token for this URL.
+  project     = var.project_id
+  location    = var.region
+  name        = local.disconnect_function_name
+  description = "Revokes a user's grant at Google and deletes every record of them (called by account_api with an ID token)."
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "disconnect_user"
+    service_account = google_service_account.build.id
+    # The build pushes the image to this deployment's own repository (its Artifact Registry
+    # writer role is bound there alone).
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.functions_source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    min_instance_count               = 0
+    max_instance_count               = 3
+    max_instance_request_concurrency = 8
+    available_cpu                    = "1"
+    available_memory                 = "512Mi"
+    timeout_seconds                  = 60
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.disconnect.email
+
+    environment_variables = merge(local.function_environment, { THREADS = "8" })
+  }
+
+  labels = local.labels
+
+  depends_on = [
+    google_project_iam_member.build_log_writer,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_storage_bucket_iam_member.build_gcf_sources_reader,
+    google_storage_bucket_iam_member.build_source_reader,
+    google_secret_manager_secret_iam_member.disconnect_sealing_key,
+    google_project_iam_member.disconnect_datastore_user,
   ]
 }

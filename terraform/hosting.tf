@@ -4,7 +4,8 @@
 # JavaScript origin of the OAuth client, and a shared one (such as
 # storage.googleapis.com) would let any other page there use our client ID.
 # A Firebase Hosting site gives SITE_ID.web.app, and rewrites /api/exchange to
-# the exchange function on the same origin.
+# the exchange function and the rest of /api/** to the account API, on the
+# same origin.
 
 resource "google_firebase_project" "default" {
   provider = google-beta
@@ -42,13 +43,20 @@ locals {
   static_site_dir = abspath("${path.module}/../static_site")
 
   # window.APP_CONFIG of the page (static_site/config.js; the keys app.js reads,
-  # as localdev/site_config.py writes them for `make dev`). The exchange URL is
-  # a path: the page calls its own origin.
+  # as localdev/site_config.py writes them for `make dev`). The exchange URL and
+  # the account API are paths: the page calls its own origin. The branding keys
+  # name the app and link its policies, as the OAuth consent screen does.
   page_config = {
-    clientId     = var.oauth_client_id
-    exchangeUrl  = local.exchange_path
-    scopes       = join(" ", var.oauth_scopes)
-    gisScriptUrl = "https://accounts.google.com/gsi/client"
+    clientId         = var.oauth_client_id
+    exchangeUrl      = local.exchange_path
+    accountApiUrl    = local.account_api_path
+    scopes           = join(" ", var.oauth_scopes)
+    gisScriptUrl     = "https://accounts.google.com/gsi/client"
+    appName          = var.app_name
+    logoUrl          = var.brand_logo_url
+    privacyPolicyUrl = var.privacy_policy_url == null ? "" : var.privacy_policy_url
+    termsUrl         = var.terms_url == null ? "" : var.terms_url
+    supportUrl       = var.support_url == null ? "" : var.support_url
   }
   config_js = templatefile("${path.module}/templates/config.js.tftpl", { config = local.page_config })
 
@@ -81,6 +89,7 @@ locals {
 
   # Firebase Hosting ServingConfig (REST field names), published with the files.
   # https://firebase.google.com/docs/reference/hosting/rest/v1beta1/sites.versions#servingconfig
+  # The first matching rewrite wins: the exchange, then the account API.
   hosting_config = {
     rewrites = [
       {
@@ -88,6 +97,13 @@ locals {
         # A gen2 function is a Cloud Run service of the same name.
         run = {
           serviceId = google_cloudfunctions2_function.exchange.name
+          region    = var.region
+        }
+      },
+      {
+        glob = "${local.account_api_path}/**"
+        run = {
+          serviceId = google_cloudfunctions2_function.account.name
           region    = var.region
         }
       },
@@ -149,5 +165,7 @@ resource "terraform_data" "publish_site" {
     google_firebase_hosting_site.page,
     google_cloudfunctions2_function.exchange,
     google_cloud_run_service_iam_member.exchange_public,
+    google_cloudfunctions2_function.account,
+    google_cloud_run_service_iam_member.account_public,
   ]
 }

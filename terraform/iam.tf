@@ -21,6 +21,24 @@ resource "google_service_account" "job" {
   depends_on = [google_project_service.enabled]
 }
 
+resource "google_service_account" "account" {
+  project      = var.project_id
+  account_id   = local.account_sa_id
+  display_name = "account_api function (${local.prefix})"
+  description  = "Runtime identity of the public account API; it may invoke disconnect_user and open no token."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "disconnect" {
+  project      = var.project_id
+  account_id   = local.disconnect_sa_id
+  display_name = "disconnect_user function (${local.prefix})"
+  description  = "Runtime identity of the internal function that revokes grants and deletes users."
+
+  depends_on = [google_project_service.enabled]
+}
+
 resource "google_service_account" "scheduler" {
   project      = var.project_id
   account_id   = local.scheduler_sa_id
@@ -75,6 +93,34 @@ resource "google_secret_manager_secret_iam_member" "job_sealing_key" {
   member    = "serviceAccount:${google_service_account.job.email}"
 }
 
+# The session key: the two public functions, which set and read the
+# __session cookie. Nothing else reads it.
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "exchange_session_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.session_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.exchange.email}"
+}
+
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "account_session_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.session_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.account.email}"
+}
+
+# disconnect_user opens the stored token to revoke it at Google: it needs the
+# sealing key, and not the client secret (revocation takes only the token).
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "disconnect_sealing_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.token_sealing_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.disconnect.email}"
+}
+
 #-- Firestore --#
 
 # Cloud Datastore User: read and write documents. Firestore IAM has no
@@ -91,6 +137,20 @@ resource "google_project_iam_member" "job_datastore_user" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = "serviceAccount:${google_service_account.job.email}"
+}
+
+# https://cloud.google.com/firestore/docs/security/iam#roles
+resource "google_project_iam_member" "account_datastore_user" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.account.email}"
+}
+
+# https://cloud.google.com/firestore/docs/security/iam#roles
+resource "google_project_iam_member" "disconnect_datastore_user" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.disconnect.email}"
 }
 
 #-- Invokers --#
@@ -120,6 +180,31 @@ resource "google_cloud_run_service_iam_member" "exchange_public" {
   service  = google_cloudfunctions2_function.exchange.name
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# Cloud Run Invoker for everyone on the account API's service, as on the
+# exchange function: Hosting's /api/** rewrite forwards requests without
+# credentials. Every route checks the session cookie; every POST checks
+# X-Requested-With and the Origin allowlist; max_instance_count caps it.
+# https://cloud.google.com/run/docs/authenticating/public
+resource "google_cloud_run_service_iam_member" "account_public" {
+  #checkov:skip=CKV_GCP_102:Public by design. Firebase Hosting proxies the page's /api/** requests to this service without credentials; the function authenticates users by their __session cookie, enforces X-Requested-With and the Origin allowlist on every POST, and holds no key that opens tokens.
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.account.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# Cloud Run Invoker on disconnect_user for the account API's identity only:
+# Cloud Run checks the ID token it sends (audience = the function's URL).
+# https://cloud.google.com/run/docs/authenticating/service-to-service
+resource "google_cloud_run_service_iam_member" "disconnect_invoker_account" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.disconnect.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.account.email}"
 }
 
 #-- Builds --#

@@ -5,19 +5,25 @@ locals {
 
   labels = merge({ app = local.prefix, managed-by = "terraform" }, var.labels)
 
-  exchange_function_name = "${local.prefix}-exchange"
-  job_function_name      = "${local.prefix}-job"
-  scheduler_job_name     = "${local.prefix}-job"
+  exchange_function_name   = "${local.prefix}-exchange"
+  job_function_name        = "${local.prefix}-job"
+  account_function_name    = "${local.prefix}-account"
+  disconnect_function_name = "${local.prefix}-disconnect"
+  scheduler_job_name       = "${local.prefix}-job"
 
   # Service account IDs (6-30 characters): one per function, one for Cloud
-  # Scheduler, one for Cloud Build.
-  exchange_sa_id  = "${local.prefix}-exchange"
-  job_sa_id       = "${local.prefix}-job"
-  scheduler_sa_id = "${local.prefix}-scheduler"
-  build_sa_id     = "${local.prefix}-build"
+  # Scheduler, one for Cloud Build. The disconnect function's is "-revoker":
+  # "-disconnect" would pass 30 characters with the longest prefix.
+  exchange_sa_id   = "${local.prefix}-exchange"
+  job_sa_id        = "${local.prefix}-job"
+  account_sa_id    = "${local.prefix}-account"
+  disconnect_sa_id = "${local.prefix}-revoker"
+  scheduler_sa_id  = "${local.prefix}-scheduler"
+  build_sa_id      = "${local.prefix}-build"
 
   client_secret_id = "${local.prefix}-oauth-client-secret"
   sealing_key_id   = "${local.prefix}-token-sealing-key"
+  session_key_id   = "${local.prefix}-session-key"
 
   source_bucket_name = "${var.project_id}-${local.prefix}-src"
   # Where Cloud Functions stages a gen2 function's source before building it.
@@ -53,12 +59,21 @@ locals {
     "https://${local.hosting_site_id}.firebaseapp.com",
   ])
 
-  # Same origin as the page: Firebase Hosting rewrites this path to the
-  # exchange function, so the browser makes no cross-origin request.
-  exchange_path = "/api/exchange"
+  # Same origin as the page: Firebase Hosting rewrites these paths to the
+  # exchange function and the account API, so the browser makes no
+  # cross-origin request and the __session cookie reaches both.
+  exchange_path    = "/api/exchange"
+  account_api_path = "/api"
 }
 
 #-- Function environment --#
+
+locals {
+  # How long a pending disconnect may wait for the next run: the period of a
+  # "*/N * * * *" schedule, else an hour (the account API says "by HH:MM").
+  schedule_minutes            = try(tonumber(regex("^\\*/([0-9]+) \\* \\* \\* \\*$", trimspace(var.job_schedule))[0]), 60)
+  job_schedule_period_seconds = local.schedule_minutes * 60
+}
 
 locals {
   # docs/design.md, "Environment of the functions". Both functions get the same
@@ -80,6 +95,10 @@ locals {
     JOB_CONCURRENCY             = tostring(var.job_concurrency)
     JOB_PAGE_SIZE               = tostring(var.job_page_size)
     JOB_INTERVAL_SECONDS        = tostring(var.job_interval_seconds)
+    JOB_SCHEDULE_PERIOD_SECONDS = tostring(local.job_schedule_period_seconds)
+    SESSION_KEY_VERSION         = "${google_secret_manager_secret.session_key.id}/versions/${var.session_key_version}"
+    SESSION_LIFETIME_SECONDS    = tostring(var.session_lifetime_days * 86400)
+    SIGN_IN_ATTEMPT_SECONDS     = "600"
     # A claim must outlive the longest run that can still be working on a user.
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.

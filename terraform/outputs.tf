@@ -37,6 +37,16 @@ output "exchange_function_uri" {
   value       = google_cloudfunctions2_function.exchange.service_config[0].uri
 }
 
+output "account_api_url" {
+  description = "The account API on the page's origin (GET /api/me, POST /api/sign-out, /api/disconnect ...), rewritten by Firebase Hosting to account_api."
+  value       = "${local.page_origin}${local.account_api_path}"
+}
+
+output "disconnect_function_uri" {
+  description = "URL of disconnect_user: invocable by account_api's service account only (run.invoker), which sends an ID token for this URL."
+  value       = google_cloudfunctions2_function.disconnect.service_config[0].uri
+}
+
 output "job_function_uri" {
   description = "URL of run_offline_job: internal ingress, invocable only by the Scheduler service account. Also the OIDC audience."
   value       = google_cloudfunctions2_function.job.service_config[0].uri
@@ -55,10 +65,12 @@ output "image_repository" {
 output "service_accounts" {
   description = "Service account emails by role."
   value = {
-    exchange  = google_service_account.exchange.email
-    job       = google_service_account.job.email
-    scheduler = google_service_account.scheduler.email
-    build     = google_service_account.build.email
+    exchange   = google_service_account.exchange.email
+    job        = google_service_account.job.email
+    account    = google_service_account.account.email
+    disconnect = google_service_account.disconnect.email
+    scheduler  = google_service_account.scheduler.email
+    build      = google_service_account.build.email
   }
 }
 
@@ -84,12 +96,18 @@ output "token_sealing_key_secret_id" {
   value       = google_secret_manager_secret.token_sealing_key.secret_id
 }
 
+output "session_key_secret_id" {
+  description = "Secret Manager secret ID of the session-cookie key. Create or rotate it with make rotate-session-key."
+  value       = google_secret_manager_secret.session_key.secret_id
+}
+
 output "unpinned_secret_versions" {
-  description = "The secret version variables still set to \"latest\" (space-separated; empty once both are pinned). make deploy warns while it is not empty."
+  description = "The secret version variables still set to \"latest\" (space-separated; empty once all are pinned). make deploy warns while it is not empty."
   value = join(" ", [
     for name, version in {
       oauth_client_secret_version = var.oauth_client_secret_version
       token_sealing_key_version   = var.token_sealing_key_version
+      session_key_version         = var.session_key_version
     } : name if version == "latest"
   ])
 }
@@ -99,5 +117,16 @@ output "secrets_to_fill" {
   value = {
     (google_secret_manager_secret.oauth_client_secret.id) = "make set-client-secret"
     (google_secret_manager_secret.token_sealing_key.id)   = "make rotate-sealing-key"
+    (google_secret_manager_secret.session_key.id)         = "make rotate-session-key"
   }
+}
+
+output "job_paused" {
+  description = "Whether the Cloud Scheduler job is paused (job_paused): true until the secrets are set and job_paused = false is applied."
+  value       = var.job_paused
+}
+
+output "cli_env" {
+  description = "The functions' settings as KEY=VALUE lines, for the operator CLI: terraform -chdir=terraform output -raw cli_env > deploy.env, then .venv/bin/offline-access --env-file deploy.env users list. No secret: only version names."
+  value       = join("", [for key in sort(keys(local.function_environment)) : "${key}=${local.function_environment[key]}\n" if key != "LOG_EXECUTION_ID"])
 }

@@ -21,9 +21,11 @@ TF_BASH_TARGETS    := set-client-secret
 TF_OUTPUT          = $(TF_BIN) -chdir=$(TF_DIR) output -raw
 TF_NEED_DEPLOYMENT = { echo "No deployment outputs found: run make deploy first." >&2; exit 1; }
 
-# Create or update the whole deployment: init, then apply with $(TF_VARS). The page is
-# published by terraform/scripts/publish_site.py (python3, standard library only); the
-# project's virtualenv, when present, goes first on PATH to lend it google-auth.
+# Create or update the whole deployment: terraform init, then apply with terraform/terraform.tfvars
+# (TF_VARS=FILE for another file).
+#
+# The page is published by terraform/scripts/publish_site.py (python3, standard library only);
+# the project's virtualenv, when present, goes first on PATH to lend it google-auth.
 .PHONY: deploy
 deploy:
 	@test -f "$(TF_VARS)" || { echo "Missing $(TF_VARS): copy $(TF_DIR)/terraform.tfvars.example and fill it in." >&2; exit 1; }
@@ -33,8 +35,12 @@ deploy:
 	@echo
 	@echo "Register this origin in the OAuth client's Authorized JavaScript origins:"
 	@echo "  $$($(TF_OUTPUT) oauth_javascript_origin)"
-	@echo "First deployment? Then run: make set-client-secret && make rotate-sealing-key"
 	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
+	@if [ "$$($(TF_OUTPUT) job_paused 2>/dev/null)" = "true" ]; then \
+	  echo "The scheduled job is paused (job_paused = true). First deployment? Run"; \
+	  echo "  make set-client-secret && make rotate-sealing-key && make rotate-session-key"; \
+	  echo "then set job_paused = false in $(TF_VARS) and run make deploy again."; \
+	fi
 	@unpinned="$$($(TF_OUTPUT) unpinned_secret_versions 2>/dev/null)"; \
 	if [ -n "$$unpinned" ]; then \
 	  { echo; \
@@ -80,6 +86,18 @@ rotate-sealing-key:
 	echo "or once token_sealing_key_version is set to the number above and make deploy has run."; \
 	echo "Do not disable or destroy older versions: tokens sealed with them still need them."
 
+# Create the session-cookie key, or rotate it: add a version of 32 random bytes (base64); sessions sealed by older enabled versions stay valid.
+.PHONY: rotate-session-key
+rotate-session-key:
+	@project="$$($(TF_OUTPUT) project_id 2>/dev/null)" && secret="$$($(TF_OUTPUT) session_key_secret_id 2>/dev/null)" || $(TF_NEED_DEPLOYMENT); \
+	key="$$(python3 -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode(),end="")')" \
+	  && [ "$${#key}" -eq 44 ] || { echo "Could not generate a key with python3." >&2; exit 1; }; \
+	printf '%s' "$$key" | gcloud secrets versions add "$$secret" --project="$$project" --data-file=- --format='value(name)' || exit 1; \
+	unset key; \
+	echo "Added. New sessions use it once instances restart (session_key_version = \"latest\")"; \
+	echo "or once session_key_version is set to the number above and make deploy has run."; \
+	echo "Disabling an older version signs out the sessions it sealed."
+
 # Check Terraform formatting, then terraform init and validate offline (schema-only providers, tools/tf_offline_plan).
 .PHONY: lint-tf
 lint-tf: $(TF_PY_DEPS)
@@ -100,7 +118,7 @@ tf-offline-cache: $(TF_PY_DEPS)
 	  echo "tf-offline-cache: $(TF_BIN) is not installed: the offline terraform validate/plan check will be skipped (everything else runs)."; \
 	fi
 
-# Checks of the Terraform configuration: offline terraform validate and plan, python-hcl2 invariants, the publish script, checkov.
+# Run the checks of the Terraform configuration: offline terraform validate and plan, python-hcl2 invariants, the publish script, checkov.
 .PHONY: test-tf
 test-tf: $(TF_CHECKOV) $(TF_PY_DEPS) tf-offline-cache
 	@test -x "$(TF_PY)" || { echo "$(TF_PY) not found: create the project virtualenv first." >&2; exit 1; }

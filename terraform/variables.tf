@@ -109,6 +109,33 @@ variable "token_sealing_key_version" {
   }
 }
 
+variable "session_key_version" {
+  description = <<-EOT
+    Secret Manager version of the session key that seals new __session cookies (SESSION_KEY_VERSION):
+    a version number or "latest". The version number is the key id in each cookie, so cookies
+    sealed by an older version still open while it stays enabled; disabling it signs those
+    sessions out (make rotate-session-key never disables one).
+  EOT
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.session_key_version))
+    error_message = "session_key_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "session_lifetime_days" {
+  description = "How long a sign-in keeps the browser signed in to the page (SESSION_LIFETIME_SECONDS, in days). The app's offline access does not depend on it."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.session_lifetime_days >= 1 && var.session_lifetime_days <= 90 && floor(var.session_lifetime_days) == var.session_lifetime_days
+    error_message = "session_lifetime_days must be a whole number from 1 to 90."
+  }
+}
+
 variable "oauth_scopes" {
   description = "Scopes the page requests and the functions expect (OAUTH_SCOPES). openid is required: the exchange identifies users by the ID token."
   type        = list(string)
@@ -160,6 +187,61 @@ variable "http_timeout_seconds" {
 }
 
 #-- Sign-in page hosting --#
+
+variable "app_name" {
+  description = "The app's name on the sign-in page (title and text), as on the OAuth consent screen."
+  type        = string
+  default     = "Offline Access Demo"
+
+  validation {
+    condition     = length(trimspace(var.app_name)) > 0 && length(var.app_name) <= 60
+    error_message = "app_name must be 1 to 60 characters."
+  }
+}
+
+variable "brand_logo_url" {
+  description = "The app's logo on the page: a file of static_site/ (e.g. \"logo.svg\"; published with the page) or a data: URL. The page's Content-Security-Policy allows only these."
+  type        = string
+  default     = "favicon.svg"
+
+  validation {
+    condition     = startswith(var.brand_logo_url, "data:image/") || (can(regex("^[A-Za-z0-9_./-]+$", var.brand_logo_url)) && length(regexall("\\.\\.", var.brand_logo_url)) == 0 && !startswith(var.brand_logo_url, "//"))
+    error_message = "brand_logo_url must be a path of a file in static_site/ (no \"..\", no host) or a data:image/ URL."
+  }
+}
+
+variable "privacy_policy_url" {
+  description = "Link to the app's privacy policy, shown on the page (the consent screen asks for the same link to publish the app). Null: no link."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.privacy_policy_url == null || can(regex("^https://[^\\s]+$", var.privacy_policy_url))
+    error_message = "privacy_policy_url must be an https:// URL."
+  }
+}
+
+variable "terms_url" {
+  description = "Link to the app's terms of service, shown on the page. Null: no link."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.terms_url == null || can(regex("^https://[^\\s]+$", var.terms_url))
+    error_message = "terms_url must be an https:// URL."
+  }
+}
+
+variable "support_url" {
+  description = "Where users get help: an https:// URL or a mailto: address, shown on the page. Null: no link."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.support_url == null || can(regex("^(https://|mailto:)[^\\s]+$", var.support_url))
+    error_message = "support_url must be an https:// URL or a mailto: address."
+  }
+}
 
 variable "create_firebase_project" {
   description = "Add Firebase to the project (needed for Firebase Hosting). Set false when Firebase is already enabled on it."
@@ -279,6 +361,19 @@ variable "exchange_timeout_seconds" {
   }
 }
 
+#-- Account API --#
+
+variable "account_max_instances" {
+  description = "Upper bound on account_api instances (the page's /api/me, sign-out and disconnect): caps cost and abuse of the public endpoint."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.account_max_instances >= 1 && var.account_max_instances <= 100 && floor(var.account_max_instances) == var.account_max_instances
+    error_message = "account_max_instances must be a whole number from 1 to 100."
+  }
+}
+
 #-- Scheduled job --#
 
 variable "offline_tasks" {
@@ -310,9 +405,9 @@ variable "job_time_zone" {
 }
 
 variable "job_paused" {
-  description = "Create the Cloud Scheduler job paused (e.g. until the secrets have versions)."
+  description = "Keep the Cloud Scheduler job paused. True by default, so that a first deployment does not run the job against empty secrets: set false once make set-client-secret, make rotate-sealing-key and make rotate-session-key have run, then make deploy."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "job_timeout_seconds" {

@@ -22,6 +22,7 @@ from tests.stack_values import (
     PAGE_ORIGIN,
     SCOPES,
     SEALING_KEY_B64,
+    SESSION_KEY_B64,
 )
 
 
@@ -67,6 +68,7 @@ def secret_manager(project: str):
     server = LocalSecretManager().start()
     server.add_version(f"projects/{project}/secrets/oauth-client-secret", CLIENT_SECRET.encode())
     server.add_version(f"projects/{project}/secrets/token-sealing-key", SEALING_KEY_B64.encode())
+    server.add_version(f"projects/{project}/secrets/session-key", SESSION_KEY_B64.encode())
     yield server
     server.stop()
 
@@ -102,6 +104,7 @@ def function_env(project, firestore_emulator, secret_manager, google_server, goo
         "OAUTH_CLIENT_ID": CLIENT_ID,
         "OAUTH_CLIENT_SECRET_VERSION": f"projects/{project}/secrets/oauth-client-secret/versions/latest",
         "TOKEN_SEALING_KEY_VERSION": f"projects/{project}/secrets/token-sealing-key/versions/latest",
+        "SESSION_KEY_VERSION": f"projects/{project}/secrets/session-key/versions/latest",
         "ALLOWED_ORIGINS": PAGE_ORIGIN,
         "OAUTH_SCOPES": SCOPES,
     }

@@ -1,4 +1,4 @@
-"""Configuration of both functions, read once per instance from the environment.
+"""Configuration of every function, read once per instance from the environment.
 
 Every setting is named here, with its default; a missing or malformed required setting fails
 fast with a message that says which variable to set. Secrets are not configuration: only the
@@ -19,6 +19,8 @@ DEFAULT_SCOPES = ("openid", "email", "profile", DRIVE_APPDATA_SCOPE)
 
 _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/(latest|[1-9][0-9]*)$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?$")
+DAY = 86400
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -67,6 +69,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}.")
 
 
+def _optional_secret_version(env: Mapping[str, str], name: str) -> str | None:
+    return _secret_version(env, name) if env.get(name, "").strip() else None
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if value and not _URL.match(value):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, not {value!r}.")
+    return value or None
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     origins = _list(env, "ALLOWED_ORIGINS")
     for origin in origins:
@@ -80,7 +93,7 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Config:
-    """Settings shared by both functions."""
+    """Settings shared by every function (each reads only what it needs)."""
 
     project: str
     client_id: str
@@ -100,6 +113,14 @@ class Config:
     http_timeout_seconds: float
     # The OAuth consent screen is in Testing: Google expires refresh tokens after 7 days.
     oauth_app_testing_mode: bool = False
+    # Sessions (the `__session` cookie) of the public functions; the key is read only by them.
+    session_key_version: str | None = None
+    session_lifetime_seconds: int = 14 * DAY
+    sign_in_attempt_seconds: int = 600
+    # The account API asks this internal function to revoke and delete a user.
+    disconnect_function_url: str | None = None
+    # How often Cloud Scheduler runs the job: the longest a pending disconnect waits.
+    job_schedule_period_seconds: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -115,11 +136,16 @@ class Config:
             allowed_hosted_domains=tuple(d.lower() for d in _list(env, "ALLOWED_HOSTED_DOMAINS")),
             users_collection=env.get("USERS_COLLECTION", "").strip() or "users",
             offline_tasks=_list(env, "OFFLINE_TASKS") or ("drive_appdata", "userinfo"),
-            job_time_budget_seconds=_int(env, "JOB_TIME_BUDGET_SECONDS", 240),
+            job_time_budget_seconds=_int(env, "JOB_TIME_BUDGET_SECONDS", 300),
             job_concurrency=_int(env, "JOB_CONCURRENCY", 32),
             job_page_size=_int(env, "JOB_PAGE_SIZE", 200),
             job_interval_seconds=_int(env, "JOB_INTERVAL_SECONDS", 3600),
             job_claim_ttl_seconds=_int(env, "JOB_CLAIM_TTL_SECONDS", 600),
             http_timeout_seconds=float(_int(env, "HTTP_TIMEOUT_SECONDS", 10)),
             oauth_app_testing_mode=_bool(env, "OAUTH_APP_TESTING_MODE"),
+            session_key_version=_optional_secret_version(env, "SESSION_KEY_VERSION"),
+            session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 14 * DAY, minimum=60),
+            sign_in_attempt_seconds=_int(env, "SIGN_IN_ATTEMPT_SECONDS", 600, minimum=30),
+            disconnect_function_url=_url(env, "DISCONNECT_FUNCTION_URL"),
+            job_schedule_period_seconds=_int(env, "JOB_SCHEDULE_PERIOD_SECONDS", 900, minimum=60),
         )

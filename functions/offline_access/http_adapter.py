@@ -1,9 +1,10 @@
 """The HTTP face of the functions: requests in, JSON answers and one log line out.
 
 This is where HTTP meets the flows: preflight and CSRF checks, the capped body, Cloud
-Scheduler's headers, the mapping of each `OfflineAccessError` to a status code and a JSON body
-`{"error", "message"}`, `Retry-After` on 503, and the request's single structured log line. A
-client's mistake never becomes a 5xx, and no answer or log line carries a code, token or secret.
+Scheduler's headers, the `__session` cookie (read, and set by the exchange and the account API),
+the mapping of each `OfflineAccessError` to a status code and a JSON body `{"error", "message"}`,
+`Retry-After` on 503, and the request's single structured log line. A client's mistake never
+becomes a 5xx, and no answer or log line carries a code, token, secret, key or cookie.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from typing import Any
 import flask
 from werkzeug.datastructures import Headers
 
+from .accounts import api as account_api
+from .accounts import lifecycle
+from .accounts.sessions import COOKIE_NAME, CookieState, Session, bind_state
+from .dependencies import SharedDependencies
 from .errors import ClientError, Misconfigured, OfflineAccessError, Unavailable
 from .offline.context import JobDependencies
-from .offline.run import run_offline_job
+from .offline.run import run_offline_job, run_one_user
 from .signin.exchange import ExchangeDependencies, complete_sign_in
 from .signin.request_guard import (
     MAX_BODY_BYTES,
@@ -30,10 +35,11 @@ from .signin.request_guard import (
     cors_headers,
     parse_body,
 )
-from .structured_log import emit, trace_field
+from .structured_log import emit, trace_field, user_ref
 
 _SCHEDULE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,20}(Z|[+-][0-9]{2}:?[0-9]{2})?$")
 _JOB_NAME = re.compile(r"^[A-Za-z0-9_./\-]{1,500}$")
+_SUB = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -103,8 +109,13 @@ def handle_exchange(
             headers = cors_headers(origin, origins)
             check_post_headers(request.headers, origins)
             sign_in = parse_body(request.headers.get("Content-Type"), _read_capped_body(request))
+            # The state is checked against this browser's attempts before the code is spent.
+            cookie, log["state"] = bind_state(
+                deps.sessions.open(request.cookies.get(COOKIE_NAME)), sign_in.state)
             result = complete_sign_in(sign_in, deps)
             status, body = 200, result.body
+            headers["Set-Cookie"] = _session_cookie(deps.sessions, deps.cookies, cookie, result.sub,
+                                                    result.session_generation)
             log.update(user=result.user, new_user=result.created,
                        offline_access=body["offline_access"],
                        missing_scopes=body["missing_scopes"])
@@ -119,6 +130,120 @@ def handle_exchange(
         response.headers.update(headers)
         return response
     return json_response(status, body, headers)
+
+
+def _session_cookie(sessions: Any, cookies: Any, cookie: CookieState, sub: str,
+                    generation: int) -> str:
+    """`Set-Cookie` for the session a sign-in starts; the browser's other attempts are kept."""
+    now = sessions.now()
+    state = CookieState(Session(sub, generation, now + cookies.session_lifetime), cookie.attempts)
+    return str(cookies.header(sessions.seal(state), cookies.max_age(state, now)))
+
+
+_ACCOUNT_HANDLERS: dict[str, Callable[[account_api.AccountDependencies, str | None], account_api.Answer]] = {
+    account_api.ME: account_api.me,
+    account_api.SIGN_IN_ATTEMPTS: account_api.sign_in_attempt,
+    account_api.SIGN_OUT: account_api.sign_out,
+    account_api.SIGN_OUT_EVERYWHERE: account_api.sign_out_everywhere,
+    account_api.DISCONNECT: account_api.disconnect,
+}
+
+
+def handle_account_api(
+    request: flask.Request, get_deps: Callable[[], account_api.AccountDependencies]
+) -> flask.Response:
+    """Answer one request to the `account_api` function (`accounts.api`'s routes under `/api/`).
+
+    The routes serve the page's own origin only (Firebase Hosting rewrites `/api/**` here): no
+    answer carries CORS headers, so no other origin can read one, and every POST needs
+    `X-Requested-With` (which a cross-site form cannot send, and a cross-origin script only
+    after a preflight this function refuses) and, when present, an allowlisted `Origin`.
+    """
+    started = time.perf_counter()
+    path = request.path.rstrip("/") or "/"
+    log: dict[str, Any] = {"event": "account_api", "method": request.method, "route": path}
+    headers: dict[str, str] = {"Vary": "Origin"}
+    try:
+        deps = get_deps()
+        log.update(trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context")))
+        method = account_api.ROUTES.get(path)
+        if method is None:
+            log["route"] = "unknown"
+            raise ClientError("There is no such account route.", code="not_found", status=404)
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            headers["Allow"] = method
+            raise ClientError(f"Use {method} for {path}.", code="method_not_allowed", status=405)
+        if method == "POST":
+            check_post_headers(request.headers, deps.config.allowed_origins)
+        answer = _ACCOUNT_HANDLERS[path](deps, request.cookies.get(COOKIE_NAME))
+        status, body = answer.status, answer.body
+        if answer.cookie is not None:
+            headers["Set-Cookie"] = answer.cookie
+        if answer.user:
+            log["user"] = answer.user
+        log["outcome"] = body.get("status") or body.get("error") or "ok"
+    except OfflineAccessError as exc:
+        status, body = _error_answer(exc, headers, log)
+        log["outcome"] = exc.code
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    emit(_severity(status) if status != 401 else "INFO", f"account api {path}: {log['outcome']}",
+         **log)
+    return json_response(status, body, headers)
+
+
+def handle_disconnect_user(
+    request: flask.Request, get_deps: Callable[[], SharedDependencies]
+) -> flask.Response:
+    """Answer one request to the internal `disconnect_user` function: revoke and delete a user.
+
+    Who may call is decided before the request gets here: Cloud Run IAM admits only the account
+    API's service account (`run.invoker`), which sends an ID token for this function's URL.
+    Body: JSON `{"sub": ..., "requested_by"?: "user" | "operator"}`. 200 when nothing of the
+    user is left, 202 when the disconnect is still pending (the next job run finishes it), with
+    `lifecycle.DisconnectResult.body()`.
+    """
+    started = time.perf_counter()
+    log: dict[str, Any] = {"event": "disconnect_user", "method": request.method}
+    headers: dict[str, str] = {}
+    try:
+        deps = get_deps()
+        log.update(trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context")))
+        if request.method != "POST":
+            headers["Allow"] = "POST"
+            raise ClientError("Use POST to disconnect a user.", code="method_not_allowed", status=405)
+        sub, requested_by = _disconnect_request(request)
+        log["user"] = user_ref(sub)
+        result = lifecycle.revoke_and_delete(deps, sub, requested_by=requested_by)
+        status, body = (200 if result.finished else 202), result.body()
+        log.update(outcome=result.outcome, revoked=result.revoked, error=result.error)
+    except OfflineAccessError as exc:
+        status, body = _error_answer(exc, headers, log)
+        log["outcome"] = exc.code
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    emit(_severity(status), f"disconnect_user: {log['outcome']}", **log)
+    return json_response(status, body, headers)
+
+
+def _disconnect_request(request: flask.Request) -> tuple[str, str]:
+    """The `sub` and who asked, from a JSON body.
+
+    Raises:
+        ClientError: 400 for anything else, 413 when too large.
+    """
+    raw = _read_capped_body(request)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ClientError("The request body is too large.", code="payload_too_large", status=413)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    sub = document.get("sub") if isinstance(document, dict) else None
+    if not isinstance(sub, str) or not _SUB.match(sub):
+        raise ClientError("Send a JSON object with the user's 'sub'.")
+    requested_by = document.get("requested_by") if isinstance(document, dict) else None
+    if requested_by not in (None, lifecycle.REQUESTED_BY_USER, lifecycle.REQUESTED_BY_OPERATOR):
+        raise ClientError("'requested_by' must be 'user' or 'operator'.")
+    return sub, requested_by or lifecycle.REQUESTED_BY_USER
 
 
 def run_id_from_headers(headers: Mapping[str, str] | Headers) -> str:
@@ -141,15 +266,41 @@ def run_id_from_headers(headers: Mapping[str, str] | Headers) -> str:
     return f"{job_name}@{schedule_time}" if job_name else f"schedule@{schedule_time}"
 
 
+def job_request(request: flask.Request) -> tuple[str | None, bool]:
+    """What a run is asked to do, from the JSON body: `{}` (Cloud Scheduler: the due users),
+    `{"user": SUB}` (that user now, due or not) or `{"all": true}` (every active user now).
+
+    Raises:
+        ClientError: 400 for a body that is not one of these (an empty body counts as `{}`).
+    """
+    raw = _read_capped_body(request)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ClientError("The request body is too large.", code="payload_too_large", status=413)
+    if not raw.strip():
+        return None, False
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if not isinstance(document, dict) or set(document) - {"user", "all"}:
+        raise ClientError('The body must be {}, {"user": "<sub>"} or {"all": true}.')
+    sub, everyone = document.get("user"), document.get("all", False)
+    if (sub is not None and (not isinstance(sub, str) or not _SUB.match(sub))) \
+            or not isinstance(everyone, bool) or (sub is not None and everyone):
+        raise ClientError('The body must be {}, {"user": "<sub>"} or {"all": true}.')
+    return sub, everyone
+
+
 def handle_offline_job(
     request: flask.Request, get_deps: Callable[[], JobDependencies]
 ) -> flask.Response:
     """Answer one request to the `run_offline_job` function: run the job, return its summary.
 
     Who may call is decided before the request gets here (internal ingress, and `run.invoker`
-    for Cloud Scheduler's service account only, which checks its OIDC token). The body is
-    ignored; the run id comes from Cloud Scheduler's headers. The run logs its own line (and one
-    per user); this function logs only requests that did not start a run.
+    for Cloud Scheduler's service account only, which checks its OIDC token). The run id comes
+    from Cloud Scheduler's headers; the body (`job_request`) may ask for one user or for every
+    active user ahead of schedule. The run logs its own line (and one per user); this function
+    logs only requests that did not start a run.
     """
     started = time.perf_counter()
     log: dict[str, Any] = {"event": "offline_job", "method": request.method}
@@ -161,7 +312,12 @@ def handle_offline_job(
         if request.method != "POST":
             headers["Allow"] = "POST"
             raise ClientError("Use POST to run the job.", code="method_not_allowed", status=405)
-        summary = run_offline_job(deps, run_id_from_headers(request.headers), log_fields=trace)
+        sub, everyone = job_request(request)
+        run_id = run_id_from_headers(request.headers)
+        if sub is not None:
+            summary = run_one_user(deps, sub, run_id, log_fields=trace)
+        else:
+            summary = run_offline_job(deps, run_id, log_fields=trace, everyone=everyone)
         return json_response(200, summary.body(), headers)
     except OfflineAccessError as exc:
         status, body = _error_answer(exc, headers, log)

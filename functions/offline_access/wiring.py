@@ -1,8 +1,9 @@
 """Builds each function's dependencies once per instance, on first use, and warms new workers.
 
-`build_shared` builds what both functions use (configuration, endpoints, secrets, the sealer,
-one pooled HTTP session, the user store); `build_exchange_dependencies` and
-`build_job_dependencies` add what only one function needs. Nothing is created at import time,
+`build_shared` builds what every function uses (configuration, endpoints, secrets, the sealer,
+one pooled HTTP session, the user store); `build_exchange_dependencies`,
+`build_job_dependencies`, `build_account_dependencies` and `build_disconnect_dependencies` add
+what only one function needs. Nothing is created at import time,
 so cold starts stay close to a bare import of the client libraries, and tests build the same
 dependencies with the same constructors.
 """
@@ -16,6 +17,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from .accounts.api import AccountDependencies
+from .accounts.internal_call import DisconnectCaller
+from .accounts.sessions import CookiePolicy, SessionCodec, SessionKeys
 from .config import Config
 from .dependencies import SharedDependencies
 from .errors import Misconfigured
@@ -57,25 +61,54 @@ def _extend(cls: type[D], shared: SharedDependencies, **own: Any) -> D:
     return cls(**fields, **own)
 
 
+def build_sessions(shared: SharedDependencies) -> tuple[SessionCodec, CookiePolicy]:
+    """The session cookie's codec and policy of a public function. Does no I/O.
+
+    Raises:
+        Misconfigured: `SESSION_KEY_VERSION` is not set.
+    """
+    config = shared.config
+    if not config.session_key_version:
+        raise Misconfigured(
+            "Set SESSION_KEY_VERSION to the session key's Secret Manager version "
+            "(projects/PROJECT/secrets/NAME/versions/N).")
+    codec = SessionCodec(SessionKeys(shared.secrets, config.session_key_version))
+    policy = CookiePolicy.for_origins(config.allowed_origins,
+                                      session_lifetime=config.session_lifetime_seconds,
+                                      attempt_lifetime=config.sign_in_attempt_seconds)
+    return codec, policy
+
+
+def _public_shared(environ: Mapping[str, str]) -> SharedDependencies:
+    """What a function the page calls uses: it needs the page's origins. Does no I/O."""
+    config = Config.from_env(environ)
+    if not config.allowed_origins:
+        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
+    return build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+
+
 def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> ExchangeDependencies:
     """Dependencies of `exchange_code` from the environment.
 
     Raises:
         Misconfigured: a setting is missing or malformed.
     """
-    config = Config.from_env(environ)
-    if not config.allowed_origins:
-        raise Misconfigured("Set ALLOWED_ORIGINS to the sign-in page's origin(s).")
-    shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+    shared = _public_shared(environ)
+    config = shared.config
     certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
+    sessions, cookies = build_sessions(shared)
     prefetch = ColdStartPrefetch(
         secrets=shared.secrets,
         client_secret_version=config.client_secret_version,
         sealer=shared.sealer,
         certificates=certificates,
         store=shared.store,
+        # The session cookie is sealed after the exchange: its key must work before the code
+        # is spent.
+        checks=(sessions.check_ready,),
     )
-    return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch)
+    return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch,
+                   sessions=sessions, cookies=cookies)
 
 
 def build_job_dependencies(environ: Mapping[str, str] = os.environ) -> JobDependencies:
@@ -92,6 +125,33 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ) -> JobDepend
     tasks = offline_tasks.resolve(config.offline_tasks)
     shared = build_shared(environ, config, pool_size=config.job_concurrency)
     return _extend(JobDependencies, shared, tasks=tasks)
+
+
+def build_account_dependencies(environ: Mapping[str, str] = os.environ) -> AccountDependencies:
+    """Dependencies of `account_api` (the public account API) from the environment.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed.
+    """
+    shared = _public_shared(environ)
+    config = shared.config
+    if not config.disconnect_function_url:
+        raise Misconfigured("Set DISCONNECT_FUNCTION_URL to the URL of the disconnect_user function.")
+    sessions, cookies = build_sessions(shared)
+    # Room for the callee's revoke call to Google and its deletes, within Hosting's 60 s.
+    caller = DisconnectCaller(config.disconnect_function_url, shared.session,
+                              timeout=2 * config.http_timeout_seconds + 5)
+    return _extend(AccountDependencies, shared, sessions=sessions, cookies=cookies,
+                   disconnect_caller=caller)
+
+
+def build_disconnect_dependencies(environ: Mapping[str, str] = os.environ) -> SharedDependencies:
+    """Dependencies of the internal `disconnect_user` function: only the shared ones.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed.
+    """
+    return build_shared(environ, Config.from_env(environ), pool_size=8)
 
 
 class Lazy(Generic[T]):

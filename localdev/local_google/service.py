@@ -116,6 +116,17 @@ class LocalGoogle:
     def url(self) -> str:
         return f"http://{self.host_port}"
 
+    def service_account_key(self, email: str, project_id: str = "local-project") -> dict:
+        """A new key file for the service account `email`, its `token_uri` this server's `/token`.
+
+        Written to a file named by `GOOGLE_APPLICATION_CREDENTIALS`, it lets google-auth's
+        `id_token.fetch_id_token` get ID tokens for that account from this server.
+        """
+        _, _, key_file = self.backend.service_accounts.register(
+            email, project_id, roles=[], public_key_pem=None, base_url=self.url)
+        assert key_file is not None  # a generated key comes with its file
+        return key_file
+
     @property
     def control(self) -> GoogleControl:
         """A control-API client for this server (one per server, keeps its connection)."""

@@ -176,6 +176,15 @@ class ServiceAccounts:
             }
         return account, kid, key_file
 
+    def delete_key(self, kid: str) -> bool:
+        """Deletes a key, as `gcloud iam service-accounts keys delete` does; True if it existed."""
+        with self._lock:
+            for account in self._accounts.values():
+                if account.public_keys.pop(kid, None) is not None:
+                    account.certificates.pop(kid, None)
+                    return True
+        return False
+
     def get(self, email: str | None) -> ServiceAccount | None:
         return self._accounts.get(email) if email else None
 

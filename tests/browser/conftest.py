@@ -1,8 +1,11 @@
 """Fixtures that drive the sign-in page in Debian's Chromium, against the real local stack.
 
-Per pytest session (per xdist worker): one `exchange_code` process (functions-framework,
-exactly as deployed) and one page server on free ports, serving a temporary copy of
-`static_site/` with its own `config.js` (the developer's `make dev` config is left alone).
+Per pytest session (per xdist worker): the `exchange_code`, `account_api` and `disconnect_user`
+processes (functions-framework, exactly as deployed) and a page server on free ports, serving a
+temporary copy of `static_site/` with its own `config.js` (the developer's `make dev` config is
+left alone) and forwarding `/api/*` to the functions as Firebase Hosting does. A second page
+server is "an app on another origin": it calls the exchange function cross-origin and keeps no
+session.
 Per test module: one Chromium. Per test: a fresh Firestore, a reset local Google
 (`function_env`, `google` from tests/conftest.py), a new browser context, and a screenshot of
 the final state in tests/artifacts/screenshots/.
@@ -10,6 +13,7 @@ the final state in tests/artifacts/screenshots/.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,17 +71,26 @@ def browser() -> Browser:
         chromium.close()
 
 
+ACCOUNT_SA = "offline-access-account@demo-test.iam.gserviceaccount.com"
+# The page's branding in the browser tests (the branded test writes its own).
+TEST_BRAND = {"appName": "Offline Access Demo"}
+
+
 @dataclass
 class BrowserStack:
-    """The page server and the exchange function, shared by the browser tests of a session."""
+    """The page servers and the functions, shared by the browser tests of a session."""
 
     site_dir: Path
     site: StaticSite
+    other_site: StaticSite
+    other_site_dir: Path
     env: dict[str, str]
     exchange_port: int
     log_path: Path
     google_url: str
-    exchange: FunctionServer | None = None
+    functions: dict[str, FunctionServer] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    account_env: dict[str, str] = field(default_factory=dict, repr=False)
     google: GoogleControl | None = field(default=None, repr=False)
 
     @property
@@ -86,6 +99,11 @@ class BrowserStack:
 
     @property
     def exchange_url(self) -> str:
+        """Where the page sends the code: its own origin, forwarded to the function."""
+        return f"{self.site.url}/api/exchange"
+
+    @property
+    def direct_exchange_url(self) -> str:
         return f"http://127.0.0.1:{self.exchange_port}/"
 
     @property
@@ -93,43 +111,71 @@ class BrowserStack:
         return f"{self.google_url}/gsi/client"
 
     @classmethod
-    def start(cls, function_env: dict[str, str], google_url: str, workdir: Path) -> BrowserStack:
-        site_dir = workdir / "site"
-        shutil.copytree(SITE_DIR, site_dir, ignore=shutil.ignore_patterns("config.js"))
-        for item in LEGACY_SAMPLE.iterdir():
-            shutil.copy(item, site_dir / item.name)
-        exchange_port = free_port()
+    def start(cls, function_env: dict[str, str], google_server, workdir: Path) -> BrowserStack:
+        google_url = google_server.url
+        site_dir, other_dir = workdir / "site", workdir / "other-site"
+        for target in (site_dir, other_dir):
+            shutil.copytree(SITE_DIR, target, ignore=shutil.ignore_patterns("config.js"))
+            for item in LEGACY_SAMPLE.iterdir():
+                shutil.copy(item, target / item.name)
+        ports = {name: free_port() for name in ("exchange_code", "account_api", "disconnect_user")}
         gis_script_url = f"{google_url}/gsi/client"
-        exchange_url = f"http://127.0.0.1:{exchange_port}/"
-        site = StaticSite(exchange_url=exchange_url, gis_script_url=gis_script_url,
-                          site_dir=site_dir, port=0)
-        env = {**function_env, "ALLOWED_ORIGINS": site.url}
-        write_config(site_dir, client_id=CLIENT_ID, exchange_url=exchange_url, scopes=SCOPES,
-                     gis_script_url=gis_script_url)
-        stack = cls(site_dir=site_dir, site=site, env=env, exchange_port=exchange_port,
-                    log_path=workdir / "exchange_code.log", google_url=google_url)
+        direct = f"http://127.0.0.1:{ports['exchange_code']}/"
+        site = StaticSite(exchange_url="/api/exchange", gis_script_url=gis_script_url,
+                          site_dir=site_dir, port=0, rewrites={
+                              "/api/exchange": f"http://127.0.0.1:{ports['exchange_code']}",
+                              "/api/": f"http://127.0.0.1:{ports['account_api']}"})
+        other = StaticSite(exchange_url=direct, gis_script_url=gis_script_url,
+                           site_dir=other_dir, port=0)
+        key = workdir / "account-sa-key.json"
+        key.write_text(json.dumps(google_server.service_account_key(ACCOUNT_SA)))
+        env = {**function_env, "ALLOWED_ORIGINS": f"{site.url},{other.url}",
+               "DISCONNECT_FUNCTION_URL": f"http://127.0.0.1:{ports['disconnect_user']}/",
+               "JOB_SCHEDULE_PERIOD_SECONDS": "900"}
+        write_config(site_dir, client_id=CLIENT_ID, exchange_url="/api/exchange",
+                     account_api_url="/api", scopes=SCOPES, gis_script_url=gis_script_url,
+                     brand=TEST_BRAND)
+        write_config(other_dir, client_id=CLIENT_ID, exchange_url=direct, scopes=SCOPES,
+                     gis_script_url=gis_script_url, brand=TEST_BRAND)
+        stack = cls(site_dir=site_dir, site=site, other_site=other, other_site_dir=other_dir,
+                    env=env, exchange_port=ports["exchange_code"],
+                    log_path=workdir / "functions.log", google_url=google_url, ports=ports,
+                    account_env={"GOOGLE_APPLICATION_CREDENTIALS": str(key)})
         site.start()
-        stack.start_exchange()
+        other.start()
+        for name in ports:
+            stack.start_function(name)
         return stack
 
-    def start_exchange(self) -> None:
-        """Starts (or restarts, on the same port) the exchange function's process."""
-        if self.exchange_running():
+    def start_function(self, name: str) -> None:
+        """Starts (or restarts, on the same port) one function's process."""
+        running = self.functions.get(name)
+        if running is not None and running.popen.poll() is None:
             return
-        self.exchange = FunctionServer("exchange_code", self.env, port=self.exchange_port,
-                                       output=self.log_path.open("a"))
+        extra = self.account_env if name == "account_api" else {}
+        self.functions[name] = FunctionServer(name, {**self.env, **extra}, port=self.ports[name],
+                                              output=self.log_path.open("a"))
+
+    def start_exchange(self) -> None:
+        self.start_function("exchange_code")
+
+    def stop_function(self, name: str) -> None:
+        running = self.functions.pop(name, None)
+        if running is not None:
+            running.stop()
 
     def stop_exchange(self) -> None:
-        if self.exchange is not None:
-            self.exchange.stop()
-            self.exchange = None
+        self.stop_function("exchange_code")
 
     def exchange_running(self) -> bool:
-        return self.exchange is not None and self.exchange.popen.poll() is None
+        running = self.functions.get("exchange_code")
+        return running is not None and running.popen.poll() is None
 
     def close(self) -> None:
-        self.stop_exchange()
+        for name in list(self.functions):
+            self.stop_function(name)
         self.site.stop()
+        self.other_site.stop()
 
 
 @pytest.fixture(scope="session")
@@ -145,13 +191,15 @@ def stack(function_env, google, google_server, _stack_holder, tmp_path_factory) 
     """The running page and exchange function, with fresh Firestore and local Google state."""
     current = _stack_holder.get("stack")
     if current is None:
-        current = BrowserStack.start(function_env, google_server.url,
+        current = BrowserStack.start(function_env, google_server,
                                      tmp_path_factory.mktemp("browser-stack"))
         _stack_holder["stack"] = current
     else:
-        current.start_exchange()  # a test may have stopped it
-    # The test page's origin is a JavaScript origin of the OAuth client, like localhost:8080.
-    google.client(CLIENT_ID, javascript_origins=[PAGE_ORIGIN, current.page_url])
+        for name in current.ports:  # a test may have stopped one
+            current.start_function(name)
+    # The test pages' origins are JavaScript origins of the OAuth client, like localhost:8080.
+    google.client(CLIENT_ID, javascript_origins=[PAGE_ORIGIN, current.page_url,
+                                                 current.other_site.url])
     current.google = google
     return current
 
@@ -190,7 +238,7 @@ def new_page(browser, stack, request):
     contexts = []
     opened: list[tuple[Page, PageProblems]] = []
 
-    def make(viewport: dict | None = None, path: str = "/") -> Page:
+    def make(viewport: dict | None = None, path: str = "/", site: str | None = None) -> Page:
         context = browser.new_context(viewport=viewport or DESKTOP, device_scale_factor=1)
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -199,7 +247,7 @@ def new_page(browser, stack, request):
         page.on("console", problems.console)
         page.on("pageerror", problems.error)
         opened.append((page, problems))
-        page.goto(stack.page_url + path)
+        page.goto((site or stack.page_url) + path)
         return page
 
     yield make

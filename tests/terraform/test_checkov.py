@@ -31,6 +31,12 @@ REVIEWED_SKIPS = {
     ("CKV_GCP_84", "google_artifact_registry_repository.functions"),
     ("CKV_GCP_124", "google_cloudfunctions2_function.exchange"),
     ("CKV_GCP_102", "google_cloud_run_service_iam_member.exchange_public"),
+    # The account API is public behind Hosting, like the exchange.
+    ("CKV_GCP_124", "google_cloudfunctions2_function.account"),
+    ("CKV_GCP_102", "google_cloud_run_service_iam_member.account_public"),
+    # Called by another Cloud Run service, which is not "internal" traffic without a VPC
+    # connector: IAM (run.invoker for the account API only) is its gate.
+    ("CKV_GCP_124", "google_cloudfunctions2_function.disconnect"),
 }
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?$", re.M)
 MIN_REASON = 40

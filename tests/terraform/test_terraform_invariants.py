@@ -8,6 +8,7 @@ query needs, and a configuration every variable of which is documented.
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import pytest
@@ -159,7 +160,7 @@ def test_no_variable_carries_a_secret_value(tf):
 
 def test_secrets_are_created_empty(tf):
     secrets = tf.resources("google_secret_manager_secret")
-    assert set(secrets) == {"oauth_client_secret", "token_sealing_key"}
+    assert set(secrets) == {"oauth_client_secret", "token_sealing_key", "session_key"}
     for name, body in secrets.items():
         replication = tf.block(body["replication"])
         assert "auto" in replication, f"secret {name} should use automatic replication"
@@ -170,7 +171,7 @@ def test_secrets_are_created_empty(tf):
     assert "google_secret_manager_secret_version" not in tf.text()
 
 
-def test_secret_accessors_are_exactly_the_two_functions_per_secret(tf):
+def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
     bindings = tf.resources("google_secret_manager_secret_iam_member")
     granted = set()
     for name, body in bindings.items():
@@ -185,6 +186,11 @@ def test_secret_accessors_are_exactly_the_two_functions_per_secret(tf):
         # The job refreshes tokens: it needs the client secret too.
         ("oauth_client_secret", "job"),
         ("token_sealing_key", "job"),
+        # The session key: the two public functions, which set and read the cookie.
+        ("session_key", "exchange"),
+        ("session_key", "account"),
+        # disconnect_user opens the token to revoke it; revocation needs no client secret.
+        ("token_sealing_key", "disconnect"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
@@ -201,7 +207,7 @@ def test_no_project_level_secret_access(tf):
 
 def test_one_service_account_per_function_and_one_for_scheduler(tf):
     functions = tf.resources(FUNCTION_TYPE)
-    assert set(functions) == {"exchange", "job"}
+    assert set(functions) == {"exchange", "job", "account", "disconnect"}
     runtime = {name: function_sa(tf, body) for name, body in functions.items()}
     assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
     oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
@@ -223,6 +229,8 @@ def test_project_level_roles_are_minimal(tf):
     allowed = {
         "exchange": {"roles/datastore.user"},
         "job": {"roles/datastore.user"},
+        "account": {"roles/datastore.user"},
+        "disconnect": {"roles/datastore.user"},
         "build": {"roles/logging.logWriter"},
     }
     granted = set()
@@ -336,7 +344,8 @@ def test_functions_run_the_design_entry_points_on_python312(tf):
         assert build["runtime"] == "python312"
         entry_points[name] = build["entry_point"]
         assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
-    assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job"}
+    assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job",
+                            "account": "account_api", "disconnect": "disconnect_user"}
 
 
 def test_scheduled_function_is_small_and_bounded(tf):
@@ -497,15 +506,29 @@ def test_page_origin_belongs_to_the_deployment(tf):
 
 def test_hosting_rewrites_the_exchange_path_to_the_function(tf):
     assert tf.locals["exchange_path"] == "/api/exchange"
+    assert tf.locals["account_api_path"] == "/api"
     hosting = tf.locals["hosting_config"]
-    (rewrite,) = hosting["rewrites"]
-    assert tf.ref(rewrite["glob"]) == "local.exchange_path"
-    assert tf.ref(rewrite["run"]["serviceId"]) == f"{FUNCTION_TYPE}.exchange.name"
-    assert tf.ref(rewrite["run"]["region"]) == "var.region"
-    # The keys static_site/app.js reads; the exchange URL is a same-origin path.
+    # The first matching rewrite wins: the exchange before the rest of /api/**.
+    exchange, account = hosting["rewrites"]
+    assert tf.ref(exchange["glob"]) == "local.exchange_path"
+    assert tf.ref(exchange["run"]["serviceId"]) == f"{FUNCTION_TYPE}.exchange.name"
+    assert tf.ref(exchange["run"]["region"]) == "var.region"
+    assert account["glob"] == "${local.account_api_path}/**"
+    assert tf.ref(account["run"]["serviceId"]) == f"{FUNCTION_TYPE}.account.name"
+    assert tf.ref(account["run"]["region"]) == "var.region"
+    # The keys static_site/app.js reads (localdev/site_config.py writes the same ones); the
+    # exchange URL and the account API are same-origin paths.
     page_config = tf.locals["page_config"]
-    assert set(page_config) == {"clientId", "exchangeUrl", "scopes", "gisScriptUrl"}
+    site_config = pytest.importorskip("localdev.site_config")
+    local_keys = set(json.loads(site_config.config_js(
+        client_id="c", exchange_url="/e", scopes="openid", gis_script_url="g",
+        account_api_url="/api").split("Object.freeze(", 1)[1].rsplit(");", 1)[0]))
+    assert set(page_config) == local_keys == {
+        "clientId", "exchangeUrl", "accountApiUrl", "scopes", "gisScriptUrl", "appName",
+        "logoUrl", "privacyPolicyUrl", "termsUrl", "supportUrl"}
     assert page_config["exchangeUrl"] == "${local.exchange_path}"
+    assert page_config["accountApiUrl"] == "${local.account_api_path}"
+    assert tf.ref(page_config["appName"]) == "var.app_name"
     assert page_config["gisScriptUrl"] == "https://accounts.google.com/gsi/client"
     assert tf.ref(page_config["clientId"]) == "var.oauth_client_id"
 
@@ -625,3 +648,68 @@ def test_readme_tables_list_every_input_and_output(tf, terraform_dir):
         assert f"| {name} |" in tables, f"README inputs table lacks {name}"
     for name in tf.outputs:
         assert f"| {name} |" in tables, f"README outputs table lacks {name}"
+
+
+#-- Accounts (issue 10) --#
+
+
+def test_account_api_is_public_capped_and_holds_no_token_key(tf):
+    account = tf.resources(FUNCTION_TYPE)["account"]
+    service = tf.block(account["service_config"])
+    assert service["ingress_settings"] == "ALLOW_ALL"  # Firebase Hosting comes from the internet
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.account_max_instances"
+    bindings = _iam_on(tf, "account")
+    assert [(b["role"], b["member"]) for _, _, b in bindings] == [(RUN_INVOKER, "allUsers")]
+    readable = {tf.ref(b["secret_id"]) for b in tf.resources("google_secret_manager_secret_iam_member").values()
+                if sa_of(tf, b["member"]) == "account"}
+    assert readable == {"google_secret_manager_secret.session_key.secret_id"}
+    env = service["environment_variables"]
+    assert "local.function_environment" in env
+    assert "google_cloudfunctions2_function.disconnect.service_config[0].uri" in env
+
+
+def test_disconnect_function_is_invoked_by_the_account_api_only(tf):
+    disconnect = tf.resources(FUNCTION_TYPE)["disconnect"]
+    service = tf.block(disconnect["service_config"])
+    # Another Cloud Run service's call is not internal traffic: IAM is the gate (PLAN, README).
+    assert service["ingress_settings"] == "ALLOW_ALL"
+    bindings = _iam_on(tf, "disconnect")
+    assert bindings, "run.invoker for the account API is missing"
+    for rtype, name, body in bindings:
+        members = body.get("members", [body.get("member")])
+        assert body["role"] == RUN_INVOKER
+        assert not PUBLIC_MEMBERS & set(members), f"{rtype}.{name} makes disconnect_user public"
+        assert [sa_of(tf, m) for m in members] == ["account"]
+    comments = " ".join(tf.comments(disconnect))
+    assert "CKV_GCP_124" in comments and "IAM" in comments
+
+
+def test_first_deployment_keeps_the_job_paused_until_the_secrets_are_set(tf, terraform_dir):
+    assert default_of(tf, "job_paused") is True
+    job = tf.resources("google_cloud_scheduler_job")["offline_job"]
+    assert tf.ref(job["paused"]) == "var.job_paused"
+    makefile = (terraform_dir / "terraform.mk").read_text()
+    assert "rotate-session-key" in makefile and "job_paused = false" in makefile
+
+
+def test_session_settings_reach_the_functions(tf):
+    env = tf.locals["function_environment"]
+    assert re.fullmatch(
+        r"\$\{google_secret_manager_secret\.session_key\.id\}/versions/\$\{var\.session_key_version\}",
+        env["SESSION_KEY_VERSION"])
+    assert tf.ref(env["SESSION_LIFETIME_SECONDS"]) == "tostring(var.session_lifetime_days * 86400)"
+    assert tf.ref(env["JOB_SCHEDULE_PERIOD_SECONDS"]) == "tostring(local.job_schedule_period_seconds)"
+
+
+def test_the_cli_env_output_carries_settings_and_no_secret(tf):
+    output = tf.outputs["cli_env"]
+    assert "local.function_environment" in output["value"]
+    assert "LOG_EXECUTION_ID" in output["value"]  # left out: platform only
+    assert "secret_data" not in str(output) and "sensitive" not in output
+
+
+def test_branding_variables_are_validated(tf):
+    for name in ("app_name", "brand_logo_url", "privacy_policy_url", "terms_url", "support_url"):
+        assert tf.variables[name].get("validation"), f"variable {name} has no validation"
+    assert default_of(tf, "privacy_policy_url") is None

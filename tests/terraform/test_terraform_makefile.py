@@ -21,8 +21,8 @@ from tools.tf_offline_plan import copy_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
-TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "lint-tf", "test-tf",
-           "tf-offline-cache")
+TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "rotate-session-key",
+           "lint-tf", "test-tf", "tf-offline-cache")
 LEAD_OWNED = ("test", "dev", "bench")
 SECRET = "GOCSPX-canary-secret-for-make"
 
@@ -46,7 +46,8 @@ def tools(tmp_path: Path) -> dict[str, Path]:
                "oauth_client_secret_id": "offline-access-oauth-client-secret",
                "token_sealing_key_secret_id": "offline-access-token-sealing-key",
                "oauth_javascript_origin": "https://demo-project-signin.web.app",
-               "page_url": "https://demo-project-signin.web.app/"}
+               "page_url": "https://demo-project-signin.web.app/",
+               "session_key_secret_id": "offline-access-session-key"}
     cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
     # init and apply are recorded; `output -raw NAME` answers from the table above, or from
     # record/output-NAME when a test writes one (an empty file: an empty output).
@@ -147,13 +148,15 @@ def test_set_client_secret_refuses_empty_input(tools):
 
 
 @needs_make
-def test_rotate_sealing_key_adds_32_random_bytes(tools):
+@pytest.mark.parametrize("target, secret", [("rotate-sealing-key", "offline-access-token-sealing-key"),
+                                            ("rotate-session-key", "offline-access-session-key")])
+def test_key_rotations_add_32_random_bytes(tools, target, secret):
     keys = []
     for _ in range(2):
-        result = make(tools, "rotate-sealing-key")
+        result = make(tools, target)
         assert result.returncode == 0, result.stderr
         args = (tools["record"] / "gcloud-args").read_text().splitlines()
-        assert args[:4] == ["secrets", "versions", "add", "offline-access-token-sealing-key"]
+        assert args[:4] == ["secrets", "versions", "add", secret]
         assert "--data-file=-" in args and "--project=demo-project" in args
         key = (tools["record"] / "gcloud-stdin").read_text()
         assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
@@ -163,7 +166,7 @@ def test_rotate_sealing_key_adds_32_random_bytes(tools):
 
 
 @needs_make
-@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key"])
+@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key", "rotate-session-key"])
 def test_secret_targets_need_a_deployment(tools, target):
     (tools["record"] / "no-state").touch()
 
@@ -273,3 +276,25 @@ def test_lint_tf_fails_on_a_broken_configuration(tools, tmp_path, breakage, mess
 
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+@needs_make
+@pytest.mark.parametrize("paused", ["true", "false"])
+def test_deploy_says_how_to_unpause_the_job_after_the_first_deployment(tools, tmp_path, paused):
+    terraform = write_tool(tools["bin"] / "terraform-deploy", f"""
+case " $* " in
+  *" output "*) case "${{@: -1}}" in
+      job_paused) printf %s "{paused}" ;;
+      *) printf %s "value-of-${{@: -1}}" ;;
+    esac ;;
+  *) exit 0 ;;  # init and apply
+esac
+""")
+    tfvars = tmp_path / "terraform.tfvars"
+    tfvars.write_text('project_id = "demo-project"\n')
+
+    result = make(tools, "deploy", TF_BIN=str(terraform), TF_VARS=str(tfvars))
+
+    assert result.returncode == 0, result.stderr
+    told = "job_paused = false" in result.stdout and "make rotate-session-key" in result.stdout
+    assert told is (paused == "true")

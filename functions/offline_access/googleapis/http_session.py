@@ -13,6 +13,7 @@ import email.utils
 import os
 import time
 from collections.abc import Mapping
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 import urllib3
@@ -40,6 +41,9 @@ def make_session(pool_size: int = 16, environ: Mapping[str, str] = os.environ) -
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    # Shared by every user of the instance: a cookie one answer set must never go with another
+    # user's request.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

@@ -222,12 +222,39 @@ def refresh_access_token(
 def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
     """Revoke a token and its whole grant, best effort. True when Google confirmed it."""
     try:
+        return revoke_token(session, revoke_url, token, timeout=timeout) == REVOKED
+    except (GoogleUnavailable, UpstreamInvalid):
+        return False
+
+REVOKED = "revoked"
+ALREADY_REVOKED = "already_revoked"
+
+
+def revoke_token(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> str:
+    """Revoke a token and its whole grant, and say how it went: `REVOKED`, or `ALREADY_REVOKED`
+    when Google answers `400 invalid_token` (the token, and so the grant, is already gone).
+
+    Raises:
+        GoogleUnavailable: 429, 5xx, a timeout or no connection; nothing is known to have changed.
+        UpstreamInvalid: any other refusal (the grant may still exist).
+    """
+    try:
         response = session.post(
             revoke_url,
             data={"token": token},
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=timeout,
         )
-    except requests.RequestException:
-        return False
-    return response.status_code == 200
+    except requests.RequestException as exc:
+        raise GoogleUnavailable(f"Google's revoke endpoint did not answer ({type(exc).__name__}).") from None
+    if response.status_code == 200:
+        return REVOKED
+    if response.status_code == 429 or response.status_code >= 500:
+        raise GoogleUnavailable(
+            f"Google's revoke endpoint answered {response.status_code}.",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    error, _, _ = _error_of(response)
+    if response.status_code == 400 and error == "invalid_token":
+        return ALREADY_REVOKED
+    raise UpstreamInvalid(f"Google's revoke endpoint refused the revocation ({error or response.status_code}).")

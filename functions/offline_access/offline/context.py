@@ -56,3 +56,5 @@ class RunContext:
     started_at: dt.datetime
     deadline: float  # `deps.clock()` value after which no retry wait may end
     client_secret: str = field(repr=False)
+    # How late a `next_run_at` still counts as due (None: now); later for runs ahead of schedule.
+    due_by: dt.datetime | None = None

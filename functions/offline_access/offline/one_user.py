@@ -42,6 +42,7 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
             claim_id=run.claim_id,
             now=deps.now(),
             ttl=dt.timedelta(seconds=deps.config.job_claim_ttl_seconds),
+            due_by=run.due_by,
         )
     except Unavailable:
         result = UserResult(Outcome.SKIPPED, "firestore_unavailable", outage=True,

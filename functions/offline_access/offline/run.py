@@ -14,6 +14,15 @@ of one schedule time shares it. A run:
    for the next run), and waits for the users in flight;
 4. answers with a summary and logs one line for the run (and one per user).
 
+Before the due users, a run finishes the disconnects still pending (users `disconnecting`
+because the account API could not reach Google or the internal function): each goes through
+`accounts.lifecycle.revoke_and_delete`, the same function the API and the CLI use, within the
+time budget, stopping after a few outages in a row.
+
+An operator may also run the job ahead of schedule: `everyone` processes every active user now,
+due or not (in document order, so a claim moving `next_run_at` never brings a user twice), and
+`run_one_user` processes one user (or finishes their disconnect) whatever their due time.
+
 Resuming needs no saved cursor: a user's `next_run_at` only moves when the user is claimed or
 finished, so the users a run did not reach are still due, have the oldest `next_run_at`, and
 come first in the next run's query. The run's summary records where it stopped (the first user
@@ -32,15 +41,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..accounts import lifecycle
 from ..errors import OfflineAccessError
-from ..store.job_claims import DueUser, Snapshot
+from ..store.accounts import AccountStore
+from ..store.job_claims import SKIP_GONE, DueUser, Snapshot
 from ..store.job_results import Outcome, UserResult
+from ..store.users import STATUS_DISCONNECTING
 from ..structured_log import emit, user_ref
 from .context import JobDependencies, RunContext
 from .one_user import process_user
 
 STOPPED_TIME_BUDGET = "time_budget"
 STOPPED_UPSTREAM = "upstream_unavailable"
+# Far enough ahead that every active user counts as due, for runs ahead of schedule.
+EVERYONE_DUE_BY = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+# Pending disconnects that met an outage in a row before a run leaves the rest to the next one.
+DISCONNECT_OUTAGES_IN_A_ROW = 3
 
 
 @dataclass
@@ -53,6 +69,9 @@ class RunSummary:
     stopped: str | None = None
     resume_from: dict[str, Any] | None = None
     duration_seconds: float = 0.0
+    disconnected: int = 0  # pending disconnects finished (revoked and deleted)
+    disconnects_deferred: int = 0  # pending disconnects left for the next run
+    detail: str | None = None  # a one-user run: why the user was skipped, deferred or re-authed
 
     @property
     def processed(self) -> int:
@@ -87,6 +106,9 @@ class RunSummary:
             "stopped": self.stopped,
             "resume_from": self.resume_from,
             "duration_seconds": round(self.duration_seconds, 3),
+            "disconnected": self.disconnected,
+            "disconnects_deferred": self.disconnects_deferred,
+            **({"detail": self.detail} if self.detail else {}),
         }
 
 
@@ -108,10 +130,27 @@ class _Breaker:
                 self.open = True
 
 
+def _start(deps: JobDependencies, run_id: str, *, everyone: bool = False) -> RunContext:
+    """The run's context; fails before touching any user if a secret is missing."""
+    config = deps.config
+    client_secret = deps.secrets.get(config.client_secret_version).data.decode()
+    deps.sealer.check_ready()
+    return RunContext(
+        run_id=run_id,
+        claim_id=uuid.uuid4().hex,
+        started_at=deps.now(),
+        deadline=deps.clock() + config.job_time_budget_seconds,
+        client_secret=client_secret,
+        due_by=EVERYONE_DUE_BY if everyone else None,
+    )
+
+
 def run_offline_job(
-    deps: JobDependencies, run_id: str, log_fields: dict[str, Any] | None = None
+    deps: JobDependencies, run_id: str, log_fields: dict[str, Any] | None = None, *,
+    everyone: bool = False,
 ) -> RunSummary:
-    """Process every due user once for `run_id`, within the time budget.
+    """Process every due user once for `run_id` (every active user with `everyone`), within the
+    time budget, after finishing the pending disconnects.
 
     Raises:
         OfflineAccessError: the run could not start (client secret or sealing key unavailable
@@ -120,16 +159,8 @@ def run_offline_job(
     config = deps.config
     started = deps.clock()
     summary = RunSummary(run_id=run_id)
-    # Fail before touching any user if a secret is missing.
-    client_secret = deps.secrets.get(config.client_secret_version).data.decode()
-    deps.sealer.check_ready()
-    run = RunContext(
-        run_id=run_id,
-        claim_id=uuid.uuid4().hex,
-        started_at=deps.now(),
-        deadline=started + config.job_time_budget_seconds,
-        client_secret=client_secret,
-    )
+    run = _start(deps, run_id, everyone=everyone)
+    _finish_disconnects(deps, run, summary)
     breaker = _Breaker(deps.breaker_threshold)
     lock = threading.Lock()
     # One slot per worker: a user is handed over only when a worker is free, so the budget and
@@ -147,7 +178,8 @@ def run_offline_job(
 
     failure: OfflineAccessError | None = None
     with ThreadPoolExecutor(config.job_concurrency, thread_name_prefix="offline-job") as pool:
-        pages = _due_pages(deps, run.started_at, config.job_page_size)
+        pages = (_active_pages(deps, config.job_page_size) if everyone
+                 else _due_pages(deps, run.started_at, config.job_page_size))
         try:
             for page in pages:
                 summary.pages += 1
@@ -177,6 +209,54 @@ def run_offline_job(
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, failure, log_fields or {})
     return summary
+
+
+def run_one_user(deps: JobDependencies, sub: str, run_id: str,
+                 log_fields: dict[str, Any] | None = None) -> RunSummary:
+    """Process one user now, due or not; finish their disconnect if one is pending.
+
+    Raises:
+        OfflineAccessError: the run could not start (see `run_offline_job`).
+    """
+    started = deps.clock()
+    summary = RunSummary(run_id=run_id)
+    run = _start(deps, run_id, everyone=True)
+    user = deps.jobs.read(sub)
+    if user is None:
+        summary.counts[Outcome.SKIPPED] += 1
+        summary.detail = SKIP_GONE
+    elif user.data.get("status") == STATUS_DISCONNECTING:
+        _finish_disconnects(deps, run, summary, [user])
+    else:
+        result = process_user(deps, user, run)  # a user who is not active is skipped, with why
+        summary.counts[result.outcome] += 1
+        summary.detail = result.detail
+    summary.duration_seconds = deps.clock() - started
+    _log_run(deps, summary, None, log_fields or {})
+    return summary
+
+
+def _finish_disconnects(deps: JobDependencies, run: RunContext, summary: RunSummary,
+                        users: list[DueUser] | None = None) -> None:
+    """Revoke and delete the users still `disconnecting`, oldest first, within the budget."""
+    pending = users if users is not None else AccountStore(deps.store).disconnecting(
+        deps.config.job_page_size)
+    outages = 0
+    for user in pending:
+        if deps.clock() >= run.deadline or outages >= DISCONNECT_OUTAGES_IN_A_ROW:
+            summary.disconnects_deferred += 1
+            continue
+        try:
+            result = lifecycle.revoke_and_delete(deps, user.sub, requested_by="job",
+                                                 log_stream=deps.log_stream)
+        except OfflineAccessError:
+            result = lifecycle.DisconnectResult(lifecycle.DEFERRED, error="firestore_unavailable")
+        if result.outcome == lifecycle.DELETED:
+            summary.disconnected += 1
+            outages = 0
+        elif result.outcome == lifecycle.DEFERRED:
+            summary.disconnects_deferred += 1
+            outages += 1
 
 
 def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessError | None,
@@ -216,6 +296,16 @@ def _due_pages(
             if following is None:
                 return
             page = following.result()
+
+
+def _active_pages(deps: JobDependencies, page_size: int) -> Generator[list[Snapshot], None, None]:
+    """Every active user, page by page, in document-name order (runs ahead of schedule)."""
+    page = deps.jobs.active_page(page_size)
+    while page:
+        yield page
+        if len(page) < page_size:
+            return
+        page = deps.jobs.active_page(page_size, page[-1])
 
 
 def _position(snapshot: Snapshot) -> dict[str, Any]:

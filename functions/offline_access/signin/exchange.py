@@ -2,9 +2,11 @@
 
 Read the client secret, exchange the code at Google's token endpoint, verify the ID token, seal
 the tokens and store them under the verified `sub`, then tell the page who is signed in and
-which permissions it has. Everything that can fail without spending the code (the secret, the
-sealing key) is done before the exchange. Once Google has issued tokens, any failure to keep
-them revokes the new grant, so that no grant is left that nobody holds.
+which permissions it has (`accounts.view`: the answer of `GET /api/me`), with the document's
+session generation for the session cookie that the HTTP layer sets. Everything that can fail
+without spending the code (the secret, the sealing and session keys) is done before the exchange.
+Once Google has issued tokens, any failure to keep them revokes the new grant, so that no grant
+is left that nobody holds.
 
 Reference: https://developers.google.com/identity/sign-in/web/server-side-flow
 """
@@ -12,15 +14,17 @@ Reference: https://developers.google.com/identity/sign-in/web/server-side-flow
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..accounts.sessions import CookiePolicy, SessionCodec
+from ..accounts.view import account_body
 from ..dependencies import SharedDependencies
 from ..errors import OfflineAccessError
 from ..googleapis.certificates import CertificateCache
 from ..googleapis.token_endpoint import TokenResponse, exchange_code, revoke
 from ..scopes import missing_scopes
-from ..store.users import PROFILE_FIELDS, SignInRecord
+from ..store.users import PROFILE_FIELDS, SignInRecord, session_generation
 from ..structured_log import user_ref
 from .id_token import verify_id_token
 from .prefetch import ColdStartPrefetch
@@ -33,6 +37,8 @@ class ExchangeDependencies(SharedDependencies):
 
     certificates: CertificateCache
     prefetch: ColdStartPrefetch
+    sessions: SessionCodec
+    cookies: CookiePolicy
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class SignInResult:
     body: dict[str, Any]
     user: str
     created: bool
+    sub: str = field(repr=False)
+    session_generation: int = 0
 
 
 def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> SignInResult:
@@ -113,13 +121,19 @@ def _keep(tokens: TokenResponse, deps: ExchangeDependencies) -> SignInResult:
         access_token_expires_at=now + dt.timedelta(seconds=tokens.expires_in),
     )
     outcome = deps.store.record_sign_in(record, now)
-    user = {"sub": sub}
-    user.update({name: claims.get(name) for name in PROFILE_FIELDS})
-    body = {
-        "status": "signed_in",
-        "user": user,
-        "offline_access": outcome.offline_access,
-        "granted_scopes": list(tokens.scopes),
-        "missing_scopes": missing_scopes(config.scopes, tokens.scopes),
-    }
-    return SignInResult(body=body, user=user_ref(sub), created=outcome.created)
+    if outcome.created:
+        # What the create wrote: no read needed for a new user.
+        stored: dict[str, Any] = {
+            **record.profile, "status": outcome.status, "granted_scopes": list(tokens.scopes),
+            "created_at": now, "signed_in_at": now, "next_run_at": now,
+        }
+    else:
+        stored = deps.store.get(sub) or {}
+    generation = (outcome.session_generation if outcome.session_generation is not None
+                  else session_generation(stored))
+    body = account_body(sub, stored, config.scopes)
+    # This sign-in's own result, whatever a concurrent write may have left in the document.
+    body.update(offline_access=outcome.offline_access, granted_scopes=list(tokens.scopes),
+                missing_scopes=missing_scopes(config.scopes, tokens.scopes))
+    return SignInResult(body=body, user=user_ref(sub), created=outcome.created, sub=sub,
+                        session_generation=generation)

@@ -1,15 +1,17 @@
 """A cold instance's first downloads, overlapped with the sign-in that needs them.
 
 On a new instance the first sign-in would otherwise wait, one after the other, for the client
-secret, the sealing key, Google's certificates and the Firestore channel. `ColdStartPrefetch`
-owns a small thread pool and starts them side by side: the certificates and the channel while
-Google works on the code, the client secret while the sealing key is read. Its failures are
+secret, the sealing key, the session key, Google's certificates and the Firestore channel.
+`ColdStartPrefetch` owns a small thread pool and starts them side by side: the certificates and
+the channel while Google works on the code, the client secret and the other `checks` (the
+session key) while the sealing key is read. Its failures are
 ignored here: the step that needs the result repeats it and reports the error properly.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..googleapis.certificates import CertificateCache
@@ -29,13 +31,15 @@ class ColdStartPrefetch:
         sealer: TokenSealer,
         certificates: CertificateCache,
         store: UserStore,
+        checks: tuple[Callable[[], object], ...] = (),
     ) -> None:
         self._secrets = secrets
         self._client_secret_version = client_secret_version
         self._sealer = sealer
         self._certificates = certificates
         self._store = store
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="prefetch")
+        self._checks = checks
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prefetch")
         self._connect_started = False
         self._lock = threading.Lock()
 
@@ -48,20 +52,26 @@ class ColdStartPrefetch:
         if connect:
             self._pool.submit(self._store.connect)
 
-    def client_secret(self) -> str:
-        """The OAuth client secret, once the sealing key is known to be readable too.
 
-        Both are read before the code is spent, so a missing key fails before Google issues
-        tokens. On a cold instance the two reads run side by side.
+    def client_secret(self) -> str:
+        """The OAuth client secret, once the sealing key and the `checks` are known to work too.
+
+        All are read before the code is spent, so a missing key fails before Google issues
+        tokens. On a cold instance the reads run side by side.
 
         Raises:
-            Unavailable, Misconfigured: from Secret Manager or the key's format.
+            Unavailable, Misconfigured: from Secret Manager or a key's format.
         """
         if self._secrets.is_cached(self._client_secret_version):
             self._sealer.check_ready()
+            for check in self._checks:  # served from memory once read
+                check()
             return self._secrets.get(self._client_secret_version).data.decode()
         secret = self._pool.submit(self._secrets.get, self._client_secret_version)
+        pending = [self._pool.submit(check) for check in self._checks]
         self._sealer.check_ready()
+        for future in pending:
+            future.result()
         return secret.result().data.decode()
 
     def warm_up(self) -> None:
@@ -72,3 +82,5 @@ class ColdStartPrefetch:
         self.start()
         self._secrets.get(self._client_secret_version)
         self._sealer.check_ready()
+        for check in self._checks:
+            check()

@@ -85,8 +85,13 @@ class DueUser:
         return cls(sub=snapshot.id, data=snapshot.to_dict() or {}, update_time=snapshot.update_time)
 
 
-def skip_reason(user: DueUser, run_id: str, now: dt.datetime) -> str | None:
-    """Why this run must not claim the user now, or None if it may."""
+def skip_reason(user: DueUser, run_id: str, now: dt.datetime,
+                due_by: dt.datetime | None = None) -> str | None:
+    """Why this run must not claim the user now, or None if it may.
+
+    `due_by` (default `now`) is how late a `next_run_at` still counts as due: a run asked to
+    process users ahead of schedule (an operator's `job run --all` or `--user`) passes a later one.
+    """
     if user.data.get("status") != STATUS_ACTIVE:
         return SKIP_NOT_ACTIVE
     job = user.job
@@ -96,7 +101,7 @@ def skip_reason(user: DueUser, run_id: str, now: dt.datetime) -> str | None:
     if job.get("claim_id") and claim_expires is not None and claim_expires > now:
         return SKIP_CLAIMED
     due = stored_time(user.data.get("next_run_at"))
-    if due is None or due > now:
+    if due is None or due > (due_by or now):
         return SKIP_NOT_DUE
     return None
 
@@ -137,6 +142,25 @@ class JobStore:
             query = query.start_after(after)
         return list(query.get(retry=RETRY, timeout=TIMEOUT_SECONDS * 2))
 
+    @maps_firestore_errors
+    def active_page(self, page_size: int, after: Snapshot | None = None) -> list[Snapshot]:
+        """One page of every active user, due or not, in document-name order, after `after`.
+
+        For runs ahead of schedule: the order does not change when a claim moves `next_run_at`,
+        so no user comes twice.
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        query = (
+            self.collection.where(filter=FieldFilter("status", "==", STATUS_ACTIVE))
+            .order_by(FieldPath.document_id())
+            .limit(page_size)
+        )
+        if after is not None:
+            query = query.start_after(after)
+        return list(query.get(retry=RETRY, timeout=TIMEOUT_SECONDS * 2))
+
     def _read(self, sub: str) -> DueUser | None:
         snapshot = self.collection.document(sub).get(retry=RETRY, timeout=TIMEOUT_SECONDS)
         return DueUser.from_snapshot(snapshot) if snapshot.exists else None
@@ -150,15 +174,16 @@ class JobStore:
 
     @maps_firestore_errors
     def claim(
-        self, user: DueUser, *, run_id: str, claim_id: str, now: dt.datetime, ttl: dt.timedelta
+        self, user: DueUser, *, run_id: str, claim_id: str, now: dt.datetime, ttl: dt.timedelta,
+        due_by: dt.datetime | None = None,
     ) -> ClaimOutcome:
-        """Claim a due user for this delivery of the run, or say why not.
+        """Claim a due user for this delivery of the run, or say why not (`due_by`: `skip_reason`).
 
         Raises:
             Unavailable: Firestore failed or timed out.
         """
         for attempt in (1, 2):
-            reason = skip_reason(user, run_id, now)
+            reason = skip_reason(user, run_id, now, due_by)
             if reason is not None:
                 return ClaimOutcome(None, skipped=reason)
             previous_claim = user.job.get("claim_id")
@@ -188,6 +213,11 @@ class JobStore:
             claimed.data["next_run_at"] = expires
             return ClaimOutcome(claimed, took_over_expired=bool(previous_claim))
         return ClaimOutcome(None, skipped=SKIP_CONTENDED)
+
+    @maps_firestore_errors
+    def read(self, sub: str) -> DueUser | None:
+        """One user document as the job sees it, or None."""
+        return self._read(sub)
 
     @maps_firestore_errors
     def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime) -> None:

@@ -24,6 +24,9 @@ from .firestore_errors import RETRY, TIMEOUT_SECONDS, firestore_unavailable, map
 STATUS_ACTIVE = "active"
 STATUS_NO_OFFLINE_ACCESS = "no_offline_access"
 STATUS_NEEDS_REAUTH = "needs_reauth"
+# The user asked to disconnect: sessions are ended, the job no longer works for them, and the
+# grant is revoked and every record deleted as soon as Google can be reached (`accounts.lifecycle`).
+STATUS_DISCONNECTING = "disconnecting"
 PROFILE_FIELDS = ("email", "email_verified", "name", "picture", "hd")
 _WRITE_ATTEMPTS = 3
 
@@ -31,6 +34,22 @@ _WRITE_ATTEMPTS = 3
 def make_client(project: str) -> firestore.Client:
     """A Firestore client; the library itself reads `FIRESTORE_EMULATOR_HOST` to use the emulator."""
     return firestore.Client(project=project)
+
+
+def initial_session_generation(now: dt.datetime) -> int:
+    """A new document's `session_generation`: its creation time in microseconds.
+
+    Ending sessions adds one. A document deleted and created again (disconnect, then a new
+    sign-in) starts above any generation its predecessor reached, so no cookie issued before
+    the disconnect becomes valid again.
+    """
+    return int(now.timestamp() * 1_000_000)
+
+
+def session_generation(record: dict[str, Any]) -> int:
+    """The generation a session must carry to be valid (0 for documents older than sessions)."""
+    value = record.get("session_generation")
+    return value if isinstance(value, int) else 0
 
 
 def stored_time(value: Any) -> dt.datetime | None:
@@ -59,6 +78,8 @@ class SignInOutcome:
 
     status: str
     created: bool
+    # Known when the write created or read the document; None after a blind update.
+    session_generation: int | None = None
 
     @property
     def offline_access(self) -> bool:
@@ -117,7 +138,9 @@ class UserStore:
                     option = self.client.write_option(last_update_time=snapshot.update_time)
                     batch.update(ref, fields, option=option)
                 batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS)
-                return SignInOutcome(status=status, created=previous is None)
+                generation = session_generation(previous if previous is not None else fields)
+                return SignInOutcome(status=status, created=previous is None,
+                                     session_generation=generation)
             except (
                 api_exceptions.AlreadyExists,
                 api_exceptions.FailedPrecondition,
@@ -134,7 +157,8 @@ class UserStore:
         fields, status = sign_in_fields(record, None, now)
         try:
             ref.create({**fields, "created_at": now}, retry=RETRY, timeout=TIMEOUT_SECONDS)
-            return SignInOutcome(status=status, created=True)
+            return SignInOutcome(status=status, created=True,
+                                 session_generation=fields["session_generation"])
         except api_exceptions.AlreadyExists:
             pass
         # The user exists: fields for an update, where `job.failure_count` is a dotted path that
@@ -173,10 +197,16 @@ def sign_in_fields(
         has_token = bool((previous or {}).get("refresh_token"))
         if previous_status in (STATUS_ACTIVE, STATUS_NEEDS_REAUTH) and has_token:
             fields["status"] = previous_status
+        elif previous_status == STATUS_DISCONNECTING and has_token:
+            fields["status"] = STATUS_ACTIVE  # the pending disconnect is cancelled: the grant is kept
         else:
             fields["status"] = STATUS_NO_OFFLINE_ACCESS
     if previous is None:
+        fields["session_generation"] = initial_session_generation(now)
         # `update` takes dotted paths; `create` needs the nested map itself.
         if "job.failure_count" in fields:
             fields["job"] = {"failure_count": fields.pop("job.failure_count")}
+    else:
+        # Signing in again cancels a disconnect that has not completed yet.
+        fields["disconnect"] = firestore.DELETE_FIELD
     return fields, fields["status"]

@@ -317,7 +317,7 @@ class TestCaching:
                                                                 secret_manager):
         for i in range(5):
             assert exchange.sign_in(mint(google, email=f"user{i}@example.com")).status == 200
-        assert secret_manager.accesses() == 2  # the client secret and the sealing key, once each
+        assert secret_manager.accesses() == 3  # the client secret, sealing and session keys, once each
         assert google.counters()["requests"].get("GET /oauth2/v1/certs", 0) == 1
 
     def test_certificates_refetched_once_when_google_rotates_keys(self, exchange, google):

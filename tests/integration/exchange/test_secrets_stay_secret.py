@@ -115,5 +115,6 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
                      and '"method":"POST"' in line]  # not the readiness probe's GET
     assert len(request_lines) == len(answers)
     assert all(line["severity"] in ("INFO", "WARNING", "ERROR") for line in request_lines)
-    # The instance read each secret once, however many requests it served.
-    assert secret_manager.accesses() == 2
+    # The instance read each secret once (client secret, sealing key, session key), however many
+    # requests it served.
+    assert secret_manager.accesses() == 3

@@ -46,3 +46,35 @@ class TestHttpSession:
     def test_pool_fits_the_concurrency(self):
         adapter = make_session(pool_size=48, environ={}).get_adapter("https://oauth2.googleapis.com")
         assert adapter._pool_maxsize == 48
+
+
+
+def test_the_shared_session_keeps_no_cookie_between_users():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from offline_access.googleapis.http_session import make_session
+
+    received = []
+
+    class SetsACookie(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            received.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "NID=set-by-one-answer; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsACookie)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    session = make_session(environ={})
+    try:
+        for _ in range(2):
+            session.get(f"http://127.0.0.1:{server.server_port}/", timeout=5)
+    finally:
+        server.shutdown()
+    assert received == [None, None]
+    assert len(session.cookies) == 0
