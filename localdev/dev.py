@@ -1,9 +1,14 @@
 """`make dev`: the whole system on this machine, with no Google account and no cloud project.
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
-(seeded with a client secret and a sealing key), the local Google, the two functions exactly as
-deployed (functions-framework serving `functions/main.py`), a scheduler that runs the offline
+(seeded with a client secret, a sealing key pair, the log key and one first-release AES key),
+the local Google, the two functions exactly as deployed (functions-framework serving
+`functions/main.py`; only the job may read the private keys), a scheduler that runs the offline
 job every minute, and the sign-in page. Ctrl-C stops everything and leaves no process behind.
+
+`make rotate-sealing-key DEV=1`, `make sealing-key-status DEV=1` and
+`make retire-sealing-key DEV=1 KEY=N` run the key operations against this stack: they read
+`.dev-logs/key-operations.env`, which names its secrets and emulators.
 
 With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
 `DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
@@ -13,7 +18,6 @@ stays local.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import secrets
@@ -30,6 +34,7 @@ from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer
 from .site_config import write_config
+from .stack_secrets import public_only, seed
 from .static_server import SITE_DIR, StaticSite
 
 PROJECT = "demo-offline-access"
@@ -43,6 +48,7 @@ LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
+KEY_OPERATIONS_ENV = LOG_DIR / "key-operations.env"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
 
@@ -75,6 +81,14 @@ def run_scheduler(job_url: str, stop: threading.Event, report) -> None:
             print("\n".join(report()), flush=True)
         except requests.RequestException as exc:
             print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
+
+
+def write_key_operations_env(env: dict[str, str]) -> None:
+    """Name this stack's secrets and emulators for the key operations (no secret values)."""
+    names = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "SECRET_MANAGER_EMULATOR_HOST",
+             "TOKEN_SEALING_PUBLIC_KEY_VERSION", "TOKEN_SEALING_PRIVATE_KEYS_SECRET",
+             "TOKEN_SEALING_KEY_VERSION", "LOG_USER_REF_KEY_VERSION")
+    KEY_OPERATIONS_ENV.write_text(" ".join(f"{name}={env[name]}" for name in names) + "\n")
 
 
 def busy_ports(ports: dict[str, int]) -> list[str]:
@@ -125,18 +139,14 @@ def main() -> int:
 
         secret_manager = LocalSecretManager().start(port=SECRET_MANAGER_PORT)
         started.append(secret_manager)
-        secret_name = f"projects/{PROJECT}/secrets/oauth-client-secret"
-        key_name = f"projects/{PROJECT}/secrets/token-sealing-key"
-        secret_manager.add_version(secret_name, client_secret.encode())
-        secret_manager.add_version(key_name, base64.b64encode(secrets.token_bytes(32)))
+        secret_names = seed(secret_manager, PROJECT, client_secret=client_secret)
 
         env = {
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIRESTORE_EMULATOR_HOST": firestore.host_port,
             "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
             "OAUTH_CLIENT_ID": client_id,
-            "OAUTH_CLIENT_SECRET_VERSION": f"{secret_name}/versions/latest",
-            "TOKEN_SEALING_KEY_VERSION": f"{key_name}/versions/latest",
+            **secret_names,
             "ALLOWED_ORIGINS": f"http://localhost:{PAGE_PORT}",
             "OAUTH_SCOPES": SCOPES,
             "JOB_INTERVAL_SECONDS": "60",
@@ -157,7 +167,9 @@ def main() -> int:
             # there, and the page's CSP (derived from this URL) must allow it.
             gis_script_url = f"{google.url}/gsi/client"
 
-        exchange = FunctionServer("exchange_code", env, port=EXCHANGE_PORT,
+        write_key_operations_env(env)
+        # As deployed: the public function seals with the public key and cannot open tokens.
+        exchange = FunctionServer("exchange_code", public_only(env), port=EXCHANGE_PORT,
                                   output=open(LOG_DIR / "exchange_code.log", "w"))
         started.append(exchange)
         job = FunctionServer("run_offline_job", env, port=JOB_PORT,
@@ -200,6 +212,7 @@ Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops 
         stop.set()
         for component in reversed(started):
             component.stop()
+        KEY_OPERATIONS_ENV.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 

@@ -1,10 +1,11 @@
 """Builds each function's dependencies once per instance, on first use, and warms new workers.
 
-`build_shared` builds what both functions use (configuration, endpoints, secrets, the sealer,
-one pooled HTTP session, the user store); `build_exchange_dependencies` and
-`build_job_dependencies` add what only one function needs. Nothing is created at import time,
-so cold starts stay close to a bare import of the client libraries, and tests build the same
-dependencies with the same constructors.
+`build_shared` builds what both functions use (configuration, endpoints, secrets, a sealer that
+seals with the public key only, one pooled HTTP session, the user store, the logs' user
+references); `build_exchange_dependencies` and `build_job_dependencies` add what only one
+function needs, and `opening_sealer` gives the job the private keys the exchange never holds.
+Nothing is created at import time, so cold starts stay close to a bare import of the client
+libraries, and tests build the same dependencies with the same constructors.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .signin.prefetch import ColdStartPrefetch
 from .store import secrets as secret_store
 from .store import users as user_store
 from .store.sealing import SealingKeys, TokenSealer
+from .structured_log import UserRefs
 
 T = TypeVar("T")
 D = TypeVar("D", bound=SharedDependencies)
@@ -45,10 +47,30 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
         config=config,
         endpoints=GoogleEndpoints.from_env(environ),
         secrets=secrets,
-        sealer=TokenSealer(SealingKeys(secrets, config.sealing_key_version)),
+        sealer=TokenSealer(SealingKeys(secrets, config.sealing_public_key_version)),
         session=make_session(pool_size=pool_size, environ=environ),
         store=user_store.UserStore(user_store.make_client(config.project), config.users_collection),
+        user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
     )
+
+
+def opening_sealer(secrets: secret_store.SecretSource, config: Config) -> TokenSealer:
+    """A sealer that also opens tokens, for the functions that use them (never a public one).
+
+    Raises:
+        Misconfigured: `TOKEN_SEALING_PRIVATE_KEYS_SECRET` is not set.
+    """
+    if config.sealing_private_keys_secret is None:
+        raise Misconfigured(
+            "Set TOKEN_SEALING_PRIVATE_KEYS_SECRET to projects/PROJECT/secrets/NAME of the "
+            "private sealing keys: this function opens tokens."
+        )
+    return TokenSealer(SealingKeys(
+        secrets,
+        config.sealing_public_key_version,
+        private_keys_secret=config.sealing_private_keys_secret,
+        legacy_key_version=config.legacy_sealing_key_version,
+    ))
 
 
 def _extend(cls: type[D], shared: SharedDependencies, **own: Any) -> D:
@@ -74,6 +96,7 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         sealer=shared.sealer,
         certificates=certificates,
         store=shared.store,
+        user_refs=shared.user_refs,
     )
     return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch)
 
@@ -91,6 +114,7 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ) -> JobDepend
     config = Config.from_env(environ)
     tasks = offline_tasks.resolve(config.offline_tasks)
     shared = build_shared(environ, config, pool_size=config.job_concurrency)
+    shared.sealer = opening_sealer(shared.secrets, config)
     return _extend(JobDependencies, shared, tasks=tasks)
 
 

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from localdev.local_google.control import GoogleControl
 from localdev.processes import REPO, FunctionServer, free_port
 from localdev.site_config import write_config
+from localdev.stack_secrets import public_only
 from localdev.static_server import SITE_DIR, StaticSite
 from tests.browser.flows import expect_signed_out
 from tests.stack_values import CLIENT_ID, PAGE_ORIGIN, SCOPES
@@ -103,7 +104,8 @@ class BrowserStack:
         exchange_url = f"http://127.0.0.1:{exchange_port}/"
         site = StaticSite(exchange_url=exchange_url, gis_script_url=gis_script_url,
                           site_dir=site_dir, port=0)
-        env = {**function_env, "ALLOWED_ORIGINS": site.url}
+        # As deployed: the exchange seals with the public key and holds no key that opens.
+        env = {**public_only(function_env), "ALLOWED_ORIGINS": site.url}
         write_config(site_dir, client_id=CLIENT_ID, exchange_url=exchange_url, scopes=SCOPES,
                      gis_script_url=gis_script_url)
         stack = cls(site_dir=site_dir, site=site, env=env, exchange_port=exchange_port,

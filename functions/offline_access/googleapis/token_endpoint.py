@@ -20,7 +20,9 @@ from ..errors import (
     CodeRejected,
     GoogleUnavailable,
     GrantRevoked,
+    InvalidScope,
     Misconfigured,
+    RefreshRefused,
     Unavailable,
     UpstreamInvalid,
 )
@@ -70,6 +72,8 @@ def _parse_success(response: requests.Response, *, need_id_token: bool) -> Token
     except (TypeError, ValueError):
         expires_in = 3599
     rt_expires = document.get("refresh_token_expires_in")
+    if isinstance(rt_expires, str) and rt_expires.isascii() and rt_expires.isdigit():
+        rt_expires = int(rt_expires)
     scope = document.get("scope", "")
     return TokenResponse(
         access_token=access_token,
@@ -77,7 +81,8 @@ def _parse_success(response: requests.Response, *, need_id_token: bool) -> Token
         scopes=tuple(scope.split()) if isinstance(scope, str) else (),
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         id_token=id_token if isinstance(id_token, str) else None,
-        refresh_token_expires_in=int(rt_expires) if isinstance(rt_expires, int) else None,
+        refresh_token_expires_in=(
+            rt_expires if isinstance(rt_expires, int) and not isinstance(rt_expires, bool) else None),
     )
 
 
@@ -186,7 +191,9 @@ def refresh_access_token(
 
     Raises:
         GrantRevoked: the refresh token is dead (`invalid_grant`); reason in `.reason`.
-        Misconfigured: the client is rejected, or scopes were asked that were never granted.
+        Misconfigured: the client is rejected (the deployment's fault, for every user).
+        InvalidScope: `scopes` holds a scope the grant lacks (retry without `scopes`).
+        RefreshRefused: another 4xx: this user's refresh was refused.
         GoogleUnavailable: 429, 5xx, timeout or connection failure; may be retried.
         UpstreamInvalid: the answer is unusable.
     """
@@ -215,12 +222,22 @@ def refresh_access_token(
     if error in ("invalid_client", "unauthorized_client", "deleted_client"):
         raise _client_misconfigured(error)
     if error == "invalid_scope":
-        raise Misconfigured("A refresh asked for scopes the user never granted.")
+        raise InvalidScope(response.status_code)
+    if 400 <= response.status_code < 500:
+        raise RefreshRefused(error or f"http_{response.status_code}", response.status_code)
     raise UpstreamInvalid(f"Google's token endpoint refused the refresh ({error or response.status_code}).")
 
 
-def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
-    """Revoke a token and its whole grant, best effort. True when Google confirmed it."""
+def revoke_grant(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
+    """Revoke a token and its whole grant.
+
+    Returns:
+        True when Google revoked it; False when Google says the token is already invalid
+        (expired or revoked: there is nothing left to revoke).
+
+    Raises:
+        GoogleUnavailable: no answer, 429 or 5xx: the grant may still be alive.
+    """
     try:
         response = session.post(
             revoke_url,
@@ -228,6 +245,21 @@ def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: f
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=timeout,
         )
-    except requests.RequestException:
+    except requests.RequestException as exc:
+        raise GoogleUnavailable(f"Google's revocation endpoint did not answer ({type(exc).__name__}).") from None
+    if response.status_code == 200:
+        return True
+    if response.status_code == 400:
         return False
-    return response.status_code == 200
+    raise GoogleUnavailable(
+        f"Google's revocation endpoint answered {response.status_code}.",
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
+    """Revoke a token and its whole grant, best effort. True when Google confirmed it."""
+    try:
+        return revoke_grant(session, revoke_url, token, timeout=timeout)
+    except GoogleUnavailable:
+        return False

@@ -9,9 +9,12 @@ of one schedule time shares it. A run:
 2. hands each user to a bounded thread pool (`JOB_CONCURRENCY`) sharing one pooled HTTP session,
    where `offline.one_user.process_user` claims the user (at most once per run id, across
    instances), does their work and records the result;
-3. stops starting users when the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up, or when
-   too many users in a row met an outage (a circuit breaker: the rest are not failed, just left
-   for the next run), and waits for the users in flight;
+3. stops starting users shortly before the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up
+   (`start_reserve`: a user started then still has one full call's time), or when too many
+   users in a row met an outage (a circuit breaker: the rest are not failed, just left for the
+   next run); the budget is also a hard deadline for the users in flight: no call starts after
+   it and every call's timeout ends by it, so a run answers within the budget plus its last
+   writes, below Cloud Scheduler's attempt deadline, itself below the function's timeout;
 4. answers with a summary and logs one line for the run (and one per user).
 
 Resuming needs no saved cursor: a user's `next_run_at` only moves when the user is claimed or
@@ -35,7 +38,7 @@ from typing import Any
 from ..errors import OfflineAccessError
 from ..store.job_claims import DueUser, Snapshot
 from ..store.job_results import Outcome, UserResult
-from ..structured_log import emit, user_ref
+from ..structured_log import emit
 from .context import JobDependencies, RunContext
 from .one_user import process_user
 
@@ -77,6 +80,10 @@ class RunSummary:
     @property
     def skipped(self) -> int:
         return self.counts[Outcome.SKIPPED]
+
+    @property
+    def disconnected(self) -> int:
+        return self.counts[Outcome.DISCONNECTED]
 
     def body(self) -> dict[str, Any]:
         return {
@@ -123,6 +130,7 @@ def run_offline_job(
     # Fail before touching any user if a secret is missing.
     client_secret = deps.secrets.get(config.client_secret_version).data.decode()
     deps.sealer.check_ready()
+    deps.user_refs.check_ready()
     run = RunContext(
         run_id=run_id,
         claim_id=uuid.uuid4().hex,
@@ -130,6 +138,7 @@ def run_offline_job(
         deadline=started + config.job_time_budget_seconds,
         client_secret=client_secret,
     )
+    last_start = run.deadline - start_reserve(config.job_time_budget_seconds, config.http_timeout_seconds)
     breaker = _Breaker(deps.breaker_threshold)
     lock = threading.Lock()
     # One slot per worker: a user is handed over only when a worker is free, so the budget and
@@ -154,14 +163,14 @@ def run_offline_job(
                 for snapshot in page:
                     slots.acquire()
                     stop = (
-                        STOPPED_TIME_BUDGET if deps.clock() >= run.deadline
+                        STOPPED_TIME_BUDGET if deps.clock() >= last_start
                         else STOPPED_UPSTREAM if breaker.open
                         else None
                     )
                     if stop:
                         slots.release()
                         summary.stopped = stop
-                        summary.resume_from = _position(snapshot)
+                        summary.resume_from = _position(deps, snapshot)
                         break
                     pool.submit(work, DueUser.from_snapshot(snapshot))
                 if summary.stopped:
@@ -182,7 +191,7 @@ def run_offline_job(
 def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessError | None,
              log_fields: dict[str, Any]) -> None:
     body = summary.body()
-    noteworthy = summary.stopped or summary.deferred or summary.needs_reauth
+    noteworthy = summary.stopped or summary.deferred or summary.needs_reauth or summary.disconnected
     emit(
         "WARNING" if noteworthy else "INFO",
         f"offline job run: {summary.processed} users, {summary.succeeded} succeeded",
@@ -218,10 +227,16 @@ def _due_pages(
             page = following.result()
 
 
-def _position(snapshot: Snapshot) -> dict[str, Any]:
+def start_reserve(budget_seconds: float, http_timeout_seconds: float) -> float:
+    """How long before the hard deadline the run stops starting users: one call's timeout,
+    or half the budget when that is shorter (small budgets still start users)."""
+    return min(http_timeout_seconds, budget_seconds / 2)
+
+
+def _position(deps: JobDependencies, snapshot: Snapshot) -> dict[str, Any]:
     data = snapshot.to_dict() or {}
     due = data.get("next_run_at")
     return {
         "next_run_at": due.isoformat() if isinstance(due, dt.datetime) else None,
-        "user": user_ref(snapshot.id),
+        "user": deps.user_refs.ref(snapshot.id),
     }

@@ -1,9 +1,10 @@
 """A cold instance's first downloads, overlapped with the sign-in that needs them.
 
 On a new instance the first sign-in would otherwise wait, one after the other, for the client
-secret, the sealing key, Google's certificates and the Firestore channel. `ColdStartPrefetch`
-owns a small thread pool and starts them side by side: the certificates and the channel while
-Google works on the code, the client secret while the sealing key is read. Its failures are
+secret, the sealing public key, the log key, Google's certificates and the Firestore channel.
+`ColdStartPrefetch` owns a small thread pool and starts them side by side: the certificates and
+the channel while Google works on the code, the client secret and the log key while the public
+key is read. Its failures are
 ignored here: the step that needs the result repeats it and reports the error properly.
 """
 
@@ -16,6 +17,7 @@ from ..googleapis.certificates import CertificateCache
 from ..store.sealing import TokenSealer
 from ..store.secrets import SecretSource
 from ..store.users import UserStore
+from ..structured_log import UserRefs
 
 
 class ColdStartPrefetch:
@@ -29,13 +31,15 @@ class ColdStartPrefetch:
         sealer: TokenSealer,
         certificates: CertificateCache,
         store: UserStore,
+        user_refs: UserRefs,
     ) -> None:
         self._secrets = secrets
         self._client_secret_version = client_secret_version
         self._sealer = sealer
         self._certificates = certificates
         self._store = store
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="prefetch")
+        self._user_refs = user_refs
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prefetch")
         self._connect_started = False
         self._lock = threading.Lock()
 
@@ -49,19 +53,22 @@ class ColdStartPrefetch:
             self._pool.submit(self._store.connect)
 
     def client_secret(self) -> str:
-        """The OAuth client secret, once the sealing key is known to be readable too.
+        """The OAuth client secret, once the sealing key and the log key are readable too.
 
-        Both are read before the code is spent, so a missing key fails before Google issues
-        tokens. On a cold instance the two reads run side by side.
+        All are read before the code is spent, so a missing key fails before Google issues
+        tokens. On a cold instance the reads run side by side.
 
         Raises:
-            Unavailable, Misconfigured: from Secret Manager or the key's format.
+            Unavailable, Misconfigured: from Secret Manager or a key's format.
         """
         if self._secrets.is_cached(self._client_secret_version):
             self._sealer.check_ready()
+            self._user_refs.check_ready()
             return self._secrets.get(self._client_secret_version).data.decode()
         secret = self._pool.submit(self._secrets.get, self._client_secret_version)
+        log_key = self._pool.submit(self._user_refs.check_ready)
         self._sealer.check_ready()
+        log_key.result()
         return secret.result().data.decode()
 
     def warm_up(self) -> None:
@@ -72,3 +79,4 @@ class ColdStartPrefetch:
         self.start()
         self._secrets.get(self._client_secret_version)
         self._sealer.check_ready()
+        self._user_refs.check_ready()

@@ -20,6 +20,9 @@ Each user document is written at most twice per run, and nothing else is written
 
 A third write happens only if Google ever returns a new refresh token: it is sealed and saved,
 under the same precondition, before the new access token is used.
+
+A user the job disconnects (their Workspace domain is no longer allowed) is deleted instead of
+written, guarded by the same update time, once their grant has been revoked.
 """
 
 from __future__ import annotations
@@ -190,16 +193,41 @@ class JobStore:
         return ClaimOutcome(None, skipped=SKIP_CONTENDED)
 
     @maps_firestore_errors
-    def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime) -> None:
+    def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime,
+                           expires_in: int | None = None) -> None:
         """Store a new refresh token Google returned, before anything uses it.
 
         Raises:
             Unavailable: Firestore failed, or the document changed (the token must then not be
                 used: the caller defers the user).
         """
-        result = self._update(user, {"refresh_token": sealed, "updated_at": now})
+        fields = {
+            "refresh_token": sealed,
+            "refresh_token_issued_at": now,
+            "refresh_token_expires_at": (
+                now + dt.timedelta(seconds=expires_in) if expires_in is not None else None),
+            "updated_at": now,
+        }
+        result = self._update(user, fields)
         user.update_time = result.update_time
-        user.data["refresh_token"] = sealed
+        user.data.update(fields)
+
+    @maps_firestore_errors
+    def delete_user(self, user: DueUser) -> str:
+        """Delete a claimed user's document, unless it changed since the claim.
+
+        Returns:
+            `deleted`, or `changed` (a sign-in or another run wrote it: the next run decides again).
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        option = self.client.write_option(last_update_time=user.update_time)
+        try:
+            self.collection.document(user.sub).delete(option=option, retry=RETRY, timeout=TIMEOUT_SECONDS)
+        except _CONFLICTS:
+            return "deleted" if self._read(user.sub) is None else "changed"
+        return "deleted"
 
     @maps_firestore_errors
     def finish(self, user: DueUser, result: UserResult, *, run_id: str, now: dt.datetime,
@@ -211,11 +239,14 @@ class JobStore:
 
         Returns:
             `saved`, `saved_job_only` (a sign-in changed the document meanwhile), or
-            `claim_lost` (another run took the user over after our claim expired).
+            `claim_lost` (another run took the user over after our claim expired); for a
+            disconnected user, `deleted` or `changed` (see `delete_user`).
 
         Raises:
             Unavailable: Firestore failed or timed out.
         """
+        if result.disconnect:
+            return self.delete_user(user)
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
         released = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
         try:
@@ -249,6 +280,8 @@ def _job_fields(result: UserResult, run_id: str, now: dt.datetime) -> dict[str, 
     }
     if result.failure_count is not None:
         fields["job.failure_count"] = result.failure_count
+    if result.refusal_count is not None:
+        fields["job.refusal_count"] = result.refusal_count
     if result.outcome in (Outcome.SUCCEEDED, Outcome.PARTIAL):
         fields["job.last_success_at"] = now
     if result.refreshed is not None:
@@ -268,6 +301,9 @@ def _user_fields(result: UserResult, now: dt.datetime) -> dict[str, Any]:
             "access_token": firestore.DELETE_FIELD,
             "access_token_expires_at": firestore.DELETE_FIELD,
         })
+    # Re-sealed under the primary key; only written with the user's own fields, so never over
+    # a token a sign-in stored meanwhile.
+    fields.update({name: dict(sealed) for name, sealed in result.resealed.items()})
     if result.refreshed is not None:
         fields["access_token"] = result.refreshed.sealed_access_token
         fields["access_token_expires_at"] = result.refreshed.expires_at

@@ -11,7 +11,7 @@ def test_summary_body_keeps_the_http_contract():
         summary.counts[outcome] += 1
     body = summary.body()
     assert list(body) == ["run_id", "users_processed", "succeeded", "partial", "needs_reauth",
-                          "deferred", "skipped", "pages", "stopped", "resume_from",
+                          "deferred", "disconnected", "skipped", "pages", "stopped", "resume_from",
                           "duration_seconds"]
     assert body["users_processed"] == 5 and body["succeeded"] == 2 and body["skipped"] == 2
 
