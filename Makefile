@@ -10,7 +10,8 @@ TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
-# deploy, destroy, set-client-secret, rotate-sealing-key, lint-tf, test-tf and $(CHECKOV).
+# deploy, destroy, set-client-secret, the key operations (rotate-sealing-key, sealing-key-status,
+# retire-sealing-key, rotate-log-key; DEV=1 runs them against `make dev`), lint-tf, test-tf, $(CHECKOV).
 include terraform/terraform.mk
 
 # List the targets.
@@ -42,7 +43,7 @@ chromium:
 # Run the whole system locally: page, functions, local Google, Secret Manager, Firestore emulator.
 .PHONY: dev
 dev: $(STAMP)
-	$(PY) -m localdev.dev
+	PYTHONPATH=functions $(PY) -m localdev.dev
 
 # Run the offline job once against `make dev`'s stack.
 .PHONY: job
@@ -64,8 +65,9 @@ test-unit: $(STAMP)
 # Run the benchmarks; figures go to bench/results/ and the terminal.
 .PHONY: bench
 bench: $(STAMP)
-	$(PY) -m bench.bench_exchange
-	$(PY) -m bench.bench_offline_job
+	PYTHONPATH=functions $(PY) -m bench.bench_sealing
+	PYTHONPATH=functions $(PY) -m bench.bench_exchange
+	PYTHONPATH=functions $(PY) -m bench.bench_offline_job
 
 # Lint the Python code and check the types of functions/.
 .PHONY: lint

@@ -115,7 +115,8 @@ resource "google_cloudfunctions2_function" "exchange" {
   depends_on = [
     google_project_iam_member.build,
     google_secret_manager_secret_iam_member.exchange_client_secret,
-    google_secret_manager_secret_iam_member.exchange_sealing_key,
+    google_secret_manager_secret_iam_member.exchange_sealing_public_keys,
+    google_secret_manager_secret_iam_member.exchange_log_key,
     google_project_iam_member.exchange_datastore_user,
   ]
 }
@@ -155,7 +156,7 @@ resource "google_cloudfunctions2_function" "job" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.job.email
 
-    environment_variables = local.function_environment
+    environment_variables = local.job_environment
   }
 
   labels = local.labels
@@ -163,7 +164,10 @@ resource "google_cloudfunctions2_function" "job" {
   depends_on = [
     google_project_iam_member.build,
     google_secret_manager_secret_iam_member.job_client_secret,
+    google_secret_manager_secret_iam_member.job_sealing_public_keys,
+    google_secret_manager_secret_iam_member.job_sealing_private_keys,
     google_secret_manager_secret_iam_member.job_sealing_key,
+    google_secret_manager_secret_iam_member.job_log_key,
     google_project_iam_member.job_datastore_user,
   ]
 }

@@ -138,6 +138,7 @@ class KeyOperations:
     secrets: KeySecrets
     secret_manager: secretmanager_v1.SecretManagerServiceClient
     firestore_client: firestore.Client | None = None  # needed by `status` and `retire` only
+    project: str | None = None  # the Firestore client is made on first use, for this project
     _primary: str | None = field(default=None, init=False)
 
     # -- Secret Manager --
@@ -191,7 +192,9 @@ class KeyOperations:
     # -- Firestore --
 
     def _count(self, field_name: str, version: int, key_id: str, status: str | None = None) -> int:
-        assert self.firestore_client is not None, "status and retire count tokens in Firestore"
+        if self.firestore_client is None:
+            assert self.project is not None, "status and retire count tokens in Firestore"
+            self.firestore_client = firestore.Client(project=self.project)
         query = (self.firestore_client.collection(self.secrets.collection)
                  .where(filter=FieldFilter(f"{field_name}.v", "==", version))
                  .where(filter=FieldFilter(f"{field_name}.key_id", "==", key_id)))
@@ -291,7 +294,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> KeyOperations:
     project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
     if not project:
         raise ClientError("Set GOOGLE_CLOUD_PROJECT.", code="missing_setting")
-    return KeyOperations(KeySecrets.from_env(env), make_client(env), firestore.Client(project=project))
+    return KeyOperations(KeySecrets.from_env(env), make_client(env), project=project)
 
 
 def _print_status(keys: list[KeyStatus]) -> None:
