@@ -228,7 +228,13 @@ class SecretVersionGone(Misconfigured):
 
     For a configured secret that is a misconfiguration; for an older sealing key that a stored
     token names, it means the key was retired: `store.sealing` turns it into `SealingKeyGone`.
+    `retired` is True when the version exists but was disabled or destroyed (what
+    `make retire-sealing-key` does), False when there is no such version or secret.
     """
+
+    def __init__(self, fix: str, *, retired: bool = False) -> None:
+        super().__init__(fix)
+        self.retired = retired
 
 
 class GrantError(OfflineAccessError):

@@ -417,11 +417,20 @@ class SealingKeys:
     def check_legacy(self) -> None:
         """Read the configured legacy version, which proves the legacy secret's name right.
 
+        A version that exists but was retired (disabled or destroyed) is fine: its tokens were
+        re-sealed first. One that does not exist means a wrong name, which would otherwise make
+        every first-release token unreadable.
+
         Raises:
             Misconfigured, Unavailable: it cannot be read.
         """
-        if self._legacy_version is not None:
+        if self._legacy_version is None:
+            return
+        try:
             parse_aes_key(*self._read(self._legacy_version))
+        except SecretVersionGone as exc:
+            if not exc.retired:
+                raise
 
 
 class TokenSealer:

@@ -228,7 +228,7 @@ class KeyOperations:
         keys = []
         for version in self._versions(self.secrets.private_keys_secret):
             key_id = version.name.rsplit("/", 1)[-1]
-            status = KeyStatus(key_id, suites.get(key_id, "unknown"), version.state.name,
+            status = KeyStatus(key_id, suites.get(key_id, "-"), version.state.name,
                                primary=key_id == primary, published=key_id in suites)
             keys.append(self._counted(status, SEALED_V2, key_id))
         if self.secrets.legacy_key_secret is not None:
@@ -301,9 +301,10 @@ def _print_status(keys: list[KeyStatus]) -> None:
     print(f"{'key':<8} {'kind':<18} {'state':<10} {'refresh tokens':>14} {'dead':>6} "
           f"{'access tokens':>13}")
     for key in keys:
-        notes = ", ".join(n for n, on in (("primary", key.primary), ("not published", not key.published
-                                                                      and not key.key.startswith("aes-")))
-                          if on)
+        unfinished = key.state == "ENABLED" and not key.published and not key.key.startswith("aes-")
+        notes = ", ".join(n for n, on in (("primary", key.primary),
+                                          ("not published: an unfinished rotation", unfinished),
+                                          ("retired", key.state != "ENABLED")) if on)
         print(f"{key.key:<8} {key.kind:<18} {key.state:<10} {key.refresh_tokens:>14} "
               f"{key.dead_refresh_tokens:>6} {key.access_tokens:>13}" + (f"   {notes}" if notes else ""))
 
@@ -336,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "retire":
             for name in operations.retire(args.key, destroy=args.destroy):
                 print(("destroyed " if args.destroy else "disabled ") + name)
+            if args.key.startswith("aes-"):
+                print("Once every aes-N key is retired, unset TOKEN_SEALING_KEY_VERSION "
+                      "(token_sealing_key_version = null) and run make deploy.")
         else:
             print(f"Added {operations.add_log_key()}.")
     except OfflineAccessError as exc:

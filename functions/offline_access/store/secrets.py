@@ -127,7 +127,8 @@ class SecretSource:
         except (api_exceptions.NotFound, api_exceptions.FailedPrecondition) as exc:
             raise SecretVersionGone(
                 f"Secret version {version_name} does not exist or is disabled: "
-                "add a version (see the README's deployment guide) or fix the configured name."
+                "add a version (see the README's deployment guide) or fix the configured name.",
+                retired=isinstance(exc, api_exceptions.FailedPrecondition),
             ) from exc
         except api_exceptions.PermissionDenied as exc:
             raise Misconfigured(

@@ -234,6 +234,16 @@ def test_a_gone_legacy_key_is_unreadable_once(client):
     assert client.accesses.count(f"{LEGACY}/versions/1") == 1
 
 
+def test_a_retired_legacy_key_is_fine_but_a_wrong_name_is_not(client):
+    client.add(LEGACY, base64.b64encode(os.urandom(32)))
+    client.disable(LEGACY, "1")  # what `make retire-sealing-key KEY=aes-1` does
+    opener(client, legacy=f"{LEGACY}/versions/1").check_ready()
+    with pytest.raises(Misconfigured):  # no such version: the name is wrong
+        opener(client, legacy=f"{LEGACY}/versions/7").check_ready()
+    with pytest.raises(Misconfigured):
+        opener(client, legacy="projects/p/secrets/typo/versions/1").check_ready()
+
+
 def test_a_primary_that_follows_latest_is_reread_every_ten_minutes(client):
     now = [0.0]
     sealer = opener(client, clock=lambda: now[0])
