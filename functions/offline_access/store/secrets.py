@@ -82,6 +82,7 @@ class SecretSource:
         self._client = client
         self._cache: dict[str, SecretValue] = {}
         self._lock = threading.Lock()
+        self._readers: dict[str, threading.Lock] = {}
 
     def is_cached(self, version_name: str) -> bool:
         return version_name in self._cache
@@ -98,13 +99,17 @@ class SecretSource:
         cached = self._cache.get(version_name)
         if cached is not None:
             return cached
-        # One reader per instance: concurrent cold requests wait instead of all calling out.
+        # One reader per version: concurrent cold requests wait for it instead of all calling
+        # out, while different secrets (the prefetch reads three) are read side by side.
         with self._lock:
+            reader = self._readers.setdefault(version_name, threading.Lock())
+        with reader:
             cached = self._cache.get(version_name)
             if cached is None:
                 cached = self._access(version_name)
-                self._cache[version_name] = cached
-                self._cache.setdefault(cached.version_name, cached)
+                with self._lock:
+                    self._cache[version_name] = cached
+                    self._cache.setdefault(cached.version_name, cached)
             return cached
 
     def refresh(self, version_name: str) -> SecretValue:
