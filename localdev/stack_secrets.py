@@ -28,10 +28,11 @@ def random_key_b64() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def key_operations(server: LocalSecretManager, env: dict[str, str], firestore_client=None) -> KeyOperations:
+def key_operations(server: LocalSecretManager, env: dict[str, str], firestore_client=None,
+                   **settings) -> KeyOperations:
     """Key operations against the local Secret Manager for the stack `env` describes."""
     client = make_client({SECRET_MANAGER_EMULATOR_HOST: server.host_port})
-    return KeyOperations(KeySecrets.from_env(env), client, firestore_client)
+    return KeyOperations(KeySecrets.from_env(env), client, firestore_client, **settings)
 
 
 def seed(server: LocalSecretManager, project: str, *, client_secret: str,

@@ -9,10 +9,14 @@ id, and a public-keys secret whose versions each name the key id they belong to.
   version (reported by `status`, retirable) and no public key that names nothing.
 - `status` lists each key with how many stored tokens it still opens (Firestore aggregation
   queries: counts, no documents read), by status.
-- `retire` disables (or destroys) a key's versions, refused for the primary and while any
-  refresh token of a user the product still serves uses it. Refresh tokens of `needs_reauth`
-  users are dead already and do not block; the job re-seals every other user under the primary
-  as it processes them, so a retired key falls out of use within one `JOB_INTERVAL_SECONDS`.
+- `retire` disables (or destroys) a key's versions. It is refused for the primary; while any
+  refresh token of a user the product still serves uses the key (refresh tokens of
+  `needs_reauth` users are dead already and do not block; the job re-seals every other user
+  under the primary as it processes them, so a retired key falls out of use within one
+  `JOB_INTERVAL_SECONDS`); and, when the functions follow `.../versions/latest`, until every
+  instance has re-read the primary (`PUBLIC_KEY_REFRESH_SECONDS` after the rotation, plus a
+  margin), since an instance that still seals with the old key would seal new sign-ins with a
+  key about to go.
 - `add_log_key` adds a version of the logs' user-reference key (32 random bytes).
 
 The same configuration as the functions names the secrets (`TOKEN_SEALING_PUBLIC_KEY_VERSION`,
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import os
 import secrets as random_bytes
 import sys
@@ -45,6 +50,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from ..errors import ClientError, OfflineAccessError
 from .sealing import (
     DEFAULT_SUITE,
+    PUBLIC_KEY_REFRESH_SECONDS,
     SEALED_V1,
     SEALED_V2,
     SUITES,
@@ -59,6 +65,8 @@ from .users import STATUS_NEEDS_REAUTH
 
 SEALED_FIELDS = ("refresh_token", "access_token")
 _TIMEOUT_SECONDS = 30.0
+# After a rotation under `latest`, how long until no instance can still seal with the old key.
+SETTLE_SECONDS = PUBLIC_KEY_REFRESH_SECONDS + 300
 _ENABLED = secretmanager_v1.SecretVersion.State.ENABLED
 _DESTROYED = secretmanager_v1.SecretVersion.State.DESTROYED
 
@@ -139,6 +147,7 @@ class KeyOperations:
     secret_manager: secretmanager_v1.SecretManagerServiceClient
     firestore_client: firestore.Client | None = None  # needed by `status` and `retire` only
     project: str | None = None  # the Firestore client is made on first use, for this project
+    settle_seconds: float = SETTLE_SECONDS
     _primary: str | None = field(default=None, init=False)
 
     # -- Secret Manager --
@@ -156,6 +165,17 @@ class KeyOperations:
     def _versions(self, secret: str) -> list[secretmanager_v1.SecretVersion]:
         return list(self.secret_manager.list_secret_versions(
             request={"parent": secret}, timeout=_TIMEOUT_SECONDS))
+
+    def _settled_at(self) -> dt.datetime | None:
+        """When every instance following `latest` has read the current primary; None if pinned."""
+        if not self.secrets.public_key_version.endswith("/versions/latest"):
+            return None
+        _, name = self._access(self.secrets.public_key_version)
+        for version in self._versions(self.secrets.public_keys_secret):
+            if version.name == name and version.create_time:
+                created: dt.datetime = version.create_time
+                return created + dt.timedelta(seconds=self.settle_seconds)
+        return None
 
     def primary_key_id(self) -> str:
         """The key id the configured primary public version names."""
@@ -255,6 +275,12 @@ class KeyOperations:
         if not legacy and key_id == self.primary_key_id():
             raise ClientError(f"Key {key} is the primary: rotate first (make rotate-sealing-key).",
                               code="key_is_primary", status=409)
+        settled = None if legacy else self._settled_at()
+        if settled is not None and dt.datetime.now(dt.timezone.utc) < settled:
+            raise ClientError(
+                f"The primary key changed recently: instances may still seal new sign-ins with "
+                f"key {key} until they re-read it. Try again after {settled:%Y-%m-%d %H:%M} UTC.",
+                code="primary_too_recent", status=409)
         secret = self.secrets.legacy_key_secret if legacy else self.secrets.private_keys_secret
         assert secret is not None
         existing = {v.name.rsplit("/", 1)[-1]: v for v in self._versions(secret)}

@@ -40,7 +40,10 @@ def opener_for():
 
 @pytest.fixture
 def keys(secret_manager, keyed_env, project, firestore_emulator):
-    return key_operations(secret_manager, keyed_env, firestore.Client(project=project))
+    # Without the wait for instances to re-read the primary: these tests' instances are built
+    # after each rotation (`test_retirement_waits_for_instances_to_follow_the_rotation` has it).
+    return key_operations(secret_manager, keyed_env, firestore.Client(project=project),
+                          settle_seconds=0)
 
 
 def key_ids(users: Users, sub: str) -> tuple[str, str]:
@@ -105,6 +108,29 @@ def test_retirement_is_refused_while_a_served_user_needs_the_key(
     keyed_users.expire_cached_access_tokens(alice)
     keyed_users.update(alice, {"next_run_at": dt.datetime.now(dt.timezone.utc)})
     assert make_job(keyed_env).run("run-2").succeeded == 1
+
+
+def test_retirement_waits_for_instances_to_follow_the_rotation(
+        keyed_users, keyed_env, make_job, secret_manager, project):
+    """An exchange instance that read the primary before a rotation seals new sign-ins with the
+    old key for up to PUBLIC_KEY_REFRESH_SECONDS: retiring it before then would lose them."""
+    from offline_access.store.sealing_keys import SETTLE_SECONDS
+
+    keys = key_operations(secret_manager, keyed_env, firestore.Client(project=project))
+    keyed_users.sign_in("alice@example.com")  # this exchange instance now knows key 1
+    keys.rotate()
+    carol = keyed_users.sign_in("carol@example.net")
+    assert key_ids(keyed_users, carol) == ("1", "1")  # still key 1, as in production
+
+    with pytest.raises(ClientError) as refused:
+        keys.retire("1")
+
+    assert refused.value.code == "primary_too_recent" and "Try again after" in refused.value.message
+    assert SETTLE_SECONDS == 900
+    assert make_job(keyed_env).run().succeeded == 2  # meanwhile the job re-seals both
+    later = key_operations(secret_manager, keyed_env, firestore.Client(project=project),
+                           settle_seconds=-1)  # as if the quarter of an hour had passed
+    assert later.retire("1")[0].endswith("/versions/1")
 
 
 def test_a_destroyed_key_costs_each_of_its_users_once_and_never_the_run(
