@@ -11,7 +11,9 @@ LINT_PATHS := functions localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
-# The Terraform targets: deploy, destroy, set-client-secret, the key rotations, lint-tf, test-tf and tf-offline-cache.
+# The Terraform targets: deploy, destroy, set-client-secret, the key operations (rotate-sealing-key,
+# sealing-key-status, retire-sealing-key, rotate-log-key, rotate-session-key; DEV=1 runs the
+# sealing ones against `make dev`), lint-tf, test-tf and tf-offline-cache.
 include terraform/terraform.mk
 
 # The locked, hashed runtime dependencies (what the deployed functions install), and how `make requirements` regenerates lock files.
@@ -70,7 +72,7 @@ chromium:
 # Manager and Firestore emulator; its data is kept in .dev-data/ from one run to the next.
 .PHONY: dev
 dev: $(STAMP)
-	$(PY) -m localdev.dev
+	PYTHONPATH=functions $(PY) -m localdev.dev
 
 # Delete the data make dev keeps in .dev-data/ (Firestore, local keys), so that it starts clean.
 .PHONY: dev-reset
@@ -96,8 +98,9 @@ test-unit: $(STAMP)
 # Run the benchmarks; figures go to bench/results/ and the terminal.
 .PHONY: bench
 bench: $(STAMP)
-	$(PY) -m bench.bench_exchange
-	$(PY) -m bench.bench_offline_job
+	PYTHONPATH=functions $(PY) -m bench.bench_sealing
+	PYTHONPATH=functions $(PY) -m bench.bench_exchange
+	PYTHONPATH=functions $(PY) -m bench.bench_offline_job
 
 # Lint the Python code and check the types of functions/.
 .PHONY: lint

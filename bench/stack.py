@@ -6,7 +6,6 @@ The local Google runs in its own process, so that its CPU time can be told apart
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from localdev.local_google.control import GoogleControl
 from localdev.local_secret_manager import LocalSecretManager
 from localdev.processes import REPO, FirestoreEmulator, Process, free_port, wait_until_ready
+from localdev.stack_secrets import seed
 
 ORIGIN = "http://localhost:8080"
 SCOPES = ["openid", "email", "profile", "https://www.googleapis.com/auth/drive.appdata"]
@@ -83,11 +83,8 @@ def local_stack(*, project: str, client_id: str, latency_ms: int = 50):
         firestore_host = firestore.host_port
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_host
     secret_manager = LocalSecretManager().start()
-    secret_manager.add_version(f"projects/{project}/secrets/client-secret", client_secret.encode())
-    secret_manager.add_version(f"projects/{project}/secrets/sealing-key",
-                               base64.b64encode(secrets.token_bytes(32)))
-    secret_manager.add_version(f"projects/{project}/secrets/session-key",
-                               base64.b64encode(secrets.token_bytes(32)))
+    secret_names = seed(secret_manager, project, client_secret=client_secret)
+    secret_manager.reset_counters()  # the seeding's own reads are not the functions'
     google_port = free_port()
     google = Process("local-google", [
         sys.executable, "-m", "localdev.local_google", "--host", "127.0.0.1",
@@ -108,10 +105,7 @@ def local_stack(*, project: str, client_id: str, latency_ms: int = 50):
                 "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
                 "GOOGLE_EMULATOR_HOST": f"127.0.0.1:{google_port}",
                 "OAUTH_CLIENT_ID": client_id,
-                "OAUTH_CLIENT_SECRET_VERSION":
-                    f"projects/{project}/secrets/client-secret/versions/latest",
-                "TOKEN_SEALING_KEY_VERSION": f"projects/{project}/secrets/sealing-key/versions/latest",
-                "SESSION_KEY_VERSION": f"projects/{project}/secrets/session-key/versions/latest",
+                **secret_names,
                 "ALLOWED_ORIGINS": ORIGIN,
                 "OAUTH_SCOPES": " ".join(SCOPES),
             },

@@ -1,16 +1,21 @@
 """`make dev`: the whole system on this machine, with no Google account and no cloud project.
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
-(seeded with a client secret, a sealing key and a session key), the local Google, the four
-functions exactly as deployed (functions-framework serving `functions/main.py`), a scheduler
-that runs the offline job every minute, and the sign-in page, which serves `/api/*` on its own
-origin by forwarding to the functions with only the `__session` cookie, as Firebase Hosting
-does. Ctrl-C stops everything and leaves no process behind.
+(seeded with a client secret, a sealing key pair, the log key, the session key and one
+first-release AES key), the local Google, the four functions exactly as deployed
+(functions-framework serving `functions/main.py`; only the job and disconnect_user may read the
+private keys), a scheduler that runs the offline job every minute, and the sign-in page, which
+serves `/api/*` on its own origin by forwarding to the functions with only the `__session`
+cookie, as Firebase Hosting does. Ctrl-C stops everything and leaves no process behind.
 
 Data survives a restart (`localdev/dev_data.py`, the git-ignored `.dev-data/`): Firestore is
 exported when `make dev` stops and after each scheduled run, and imported at start; the local
-secrets are kept; the users' grants are restored at the fresh local Google. `make dev-reset`
-deletes `.dev-data/` to start clean.
+Secret Manager's secrets (key pairs and rotations included) are kept; the users' grants are
+restored at the fresh local Google. `make dev-reset` deletes `.dev-data/` to start clean.
+
+`make rotate-sealing-key DEV=1`, `make sealing-key-status DEV=1` and
+`make retire-sealing-key DEV=1 KEY=N` run the key operations against this stack: they read
+`.dev-logs/key-operations.env`, which names its secrets and emulators.
 
 With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
 `DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
@@ -20,7 +25,6 @@ stays local.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import secrets
@@ -38,6 +42,7 @@ from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer
 from .site_config import brand_from, write_config
+from .stack_secrets import public_only, seed
 from .static_server import SITE_DIR, StaticSite
 
 PROJECT = "demo-offline-access"
@@ -54,6 +59,7 @@ SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
 ACCOUNT_SERVICE_ACCOUNT = f"offline-access-account@{PROJECT}.iam.gserviceaccount.com"
+KEY_OPERATIONS_ENV = LOG_DIR / "key-operations.env"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
 
@@ -88,6 +94,14 @@ def run_scheduler(job_url: str, stop: threading.Event, report, after_run=None) -
                 after_run()
         except requests.RequestException as exc:
             print(f"[scheduler] offline job failed: {type(exc).__name__}", flush=True)
+
+
+def write_key_operations_env(env: dict[str, str]) -> None:
+    """Name this stack's secrets and emulators for the key operations (no secret values)."""
+    names = ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "SECRET_MANAGER_EMULATOR_HOST",
+             "TOKEN_SEALING_PUBLIC_KEY_VERSION", "TOKEN_SEALING_PRIVATE_KEYS_SECRET",
+             "TOKEN_SEALING_KEY_VERSION", "LOG_USER_REF_KEY_VERSION")
+    KEY_OPERATIONS_ENV.write_text(" ".join(f"{name}={env[name]}" for name in names) + "\n")
 
 
 def busy_ports(ports: dict[str, int]) -> list[str]:
@@ -130,6 +144,7 @@ def main() -> int:
     stop = threading.Event()
     started: list = []
     firestore = None
+    secret_manager = None
 
     def shutdown(*_):
         stop.set()
@@ -144,14 +159,8 @@ def main() -> int:
 
         secret_manager = LocalSecretManager().start(port=SECRET_MANAGER_PORT)
         started.append(secret_manager)
-        secret_name = f"projects/{PROJECT}/secrets/oauth-client-secret"
-        key_name = f"projects/{PROJECT}/secrets/token-sealing-key"
-        session_key_name = f"projects/{PROJECT}/secrets/session-key"
-        secret_manager.add_version(secret_name, client_secret.encode())
-        secret_manager.add_version(key_name, data.secret(
-            "token-sealing-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()).encode())
-        secret_manager.add_version(session_key_name, data.secret(
-            "session-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()).encode())
+        secret_names = data.secret_manager(
+            secret_manager, lambda: seed(secret_manager, PROJECT, client_secret=client_secret))
 
         page_origin = f"http://localhost:{PAGE_PORT}"
         env = {
@@ -159,9 +168,7 @@ def main() -> int:
             "FIRESTORE_EMULATOR_HOST": firestore.host_port,
             "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
             "OAUTH_CLIENT_ID": client_id,
-            "OAUTH_CLIENT_SECRET_VERSION": f"{secret_name}/versions/latest",
-            "TOKEN_SEALING_KEY_VERSION": f"{key_name}/versions/latest",
-            "SESSION_KEY_VERSION": f"{session_key_name}/versions/latest",
+            **secret_names,
             "ALLOWED_ORIGINS": page_origin,
             "OAUTH_SCOPES": SCOPES,
             "JOB_INTERVAL_SECONDS": "60",
@@ -193,12 +200,14 @@ def main() -> int:
                                   google.service_account_key(ACCOUNT_SERVICE_ACCOUNT, PROJECT))
             account_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
 
+        write_key_operations_env(env)
+        # As deployed: the public functions seal with the public key and cannot open tokens.
         functions = {}
-        for target, port, extra in (("exchange_code", EXCHANGE_PORT, {}),
-                                    ("run_offline_job", JOB_PORT, {}),
-                                    ("account_api", ACCOUNT_PORT, account_env),
-                                    ("disconnect_user", DISCONNECT_PORT, {})):
-            functions[target] = FunctionServer(target, {**env, **extra}, port=port,
+        for target, port, own_env in (("exchange_code", EXCHANGE_PORT, public_only(env)),
+                                      ("run_offline_job", JOB_PORT, env),
+                                      ("account_api", ACCOUNT_PORT, {**public_only(env), **account_env}),
+                                      ("disconnect_user", DISCONNECT_PORT, env)):
+            functions[target] = FunctionServer(target, own_env, port=port,
                                                output=open(LOG_DIR / f"{target}.log", "w"))
             started.append(functions[target])
         job = functions["run_offline_job"]
@@ -260,8 +269,11 @@ the data for next time (`make dev-reset` starts clean).
             except (requests.RequestException, OSError, StopIteration) as exc:
                 print(f"make dev: could not export the Firestore data ({type(exc).__name__})",
                       file=sys.stderr)
+        if secret_manager is not None:
+            data.save_secret_manager(secret_manager)
         for component in reversed(started):
             component.stop()
+        KEY_OPERATIONS_ENV.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 

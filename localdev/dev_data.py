@@ -46,6 +46,28 @@ class DevData:
             self._secrets_path.chmod(0o600)
         return str(stored[name])
 
+    def secret_manager(self, server, seed: Callable[[], dict[str, str]]) -> dict[str, str]:
+        """Fill the local Secret Manager as the last run left it (key rotations included), or
+        with `seed()` on a first start; the functions' variables that name the secrets."""
+        path = self.root / "secret-manager.json"
+        if path.exists():
+            kept = json.loads(path.read_text())
+            server.restore(kept["secrets"])
+            return dict(kept["env"])
+        env = seed()
+        self.save_secret_manager(server, env)
+        return env
+
+    def save_secret_manager(self, server, env: Mapping[str, str] | None = None) -> None:
+        """Keep the local Secret Manager's secrets (and the variables naming them)."""
+        path = self.root / "secret-manager.json"
+        if env is None:
+            if not path.exists():
+                return
+            env = json.loads(path.read_text())["env"]
+        path.write_text(json.dumps({"env": dict(env), "secrets": server.snapshot()}, indent=2))
+        path.chmod(0o600)
+
     def latest_export(self) -> Path | None:
         """The newest Firestore export's metadata file, or None on a first start."""
         exports = sorted(self.firestore_dir.glob("export-*/*/*.overall_export_metadata"))

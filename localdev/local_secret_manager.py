@@ -2,9 +2,12 @@
 
 There is no official Secret Manager emulator. This server implements the calls the project
 uses, with the request and response messages shipped in `google-cloud-secret-manager`:
-`AccessSecretVersion` (the functions read secrets with it), and `CreateSecret`,
-`AddSecretVersion`, `DisableSecretVersion` (`make dev` and tests seed secrets with them). The
-functions reach it through `SECRET_MANAGER_EMULATOR_HOST=host:port`.
+`AccessSecretVersion` (the functions read secrets with it), `CreateSecret`, `AddSecretVersion`
+(`make dev` and tests seed secrets with them), and `ListSecretVersions`,
+`DisableSecretVersion`, `EnableSecretVersion`, `DestroySecretVersion` (the key operations of
+`offline_access.store.sealing_keys`). The functions reach it through
+`SECRET_MANAGER_EMULATOR_HOST=host:port`. As at Google, accessing a disabled or destroyed
+version is `FAILED_PRECONDITION` and a version that never existed `NOT_FOUND`.
 
 For tests it also counts accesses per version and can inject gRPC failures.
 
@@ -15,6 +18,7 @@ For tests it also counts accesses per version and can inject gRPC failures.
 from __future__ import annotations
 
 import argparse
+import base64
 import signal
 import threading
 from concurrent import futures
@@ -41,6 +45,14 @@ def crc32c(data: bytes) -> int:
 class _Version:
     data: bytes
     enabled: bool = True
+    destroyed: bool = False
+    created: timestamp_pb2.Timestamp = field(default_factory=lambda: _now())
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return now
 
 
 @dataclass
@@ -68,6 +80,11 @@ class LocalSecretManager:
 
     # -- Seeding and inspection (tests, `make dev`) --
 
+    def create_secret(self, secret: str) -> None:
+        """Create `projects/P/secrets/S` with no versions (as Terraform does); no-op if it exists."""
+        with self._lock:
+            self._state.secrets.setdefault(secret, [])
+
     def add_version(self, secret: str, data: bytes) -> str:
         """Add a version to `projects/P/secrets/S` (created if needed); returns its full name."""
         with self._lock:
@@ -76,9 +93,43 @@ class LocalSecretManager:
             return f"{secret}/versions/{len(versions)}"
 
     def set_enabled(self, version_name: str, enabled: bool) -> None:
-        secret, number = version_name.rsplit("/versions/", 1)
         with self._lock:
-            self._state.secrets[secret][int(number) - 1].enabled = enabled
+            version = self._version_locked(version_name)
+            if enabled and version.destroyed:
+                raise ValueError("a destroyed version cannot be enabled")
+            version.enabled = enabled
+
+    def destroy(self, version_name: str) -> None:
+        """Destroy a version: its data is gone for good."""
+        with self._lock:
+            version = self._version_locked(version_name)
+            version.destroyed, version.enabled, version.data = True, False, b""
+
+    def _version_locked(self, version_name: str) -> _Version:
+        secret, number = version_name.rsplit("/versions/", 1)
+        if not number.isdigit() or int(number) < 1:
+            raise KeyError(version_name)
+        return self._state.secrets[secret][int(number) - 1]
+
+    def snapshot(self) -> dict[str, list[dict]]:
+        """Every secret and version (data base64, state), for `restore` after a restart."""
+        with self._lock:
+            return {name: [{"data": base64.b64encode(v.data).decode(), "enabled": v.enabled,
+                            "destroyed": v.destroyed} for v in versions]
+                    for name, versions in self._state.secrets.items()}
+
+    def restore(self, snapshot: dict[str, list[dict]]) -> None:
+        """Put back what `snapshot` returned (version numbers included)."""
+        with self._lock:
+            self._state.secrets = {
+                name: [_Version(base64.b64decode(v["data"]), bool(v["enabled"]), bool(v["destroyed"]))
+                       for v in versions]
+                for name, versions in snapshot.items()}
+
+    def payload(self, version_name: str) -> bytes:
+        """A version's data as stored (tests: what a key operation wrote)."""
+        with self._lock:
+            return self._version_locked(version_name).data
 
     def accesses(self, version_name: str | None = None) -> int:
         """How many AccessSecretVersion calls named `version_name` (or any, when None)."""
@@ -134,7 +185,8 @@ class LocalSecretManager:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
             entry = versions[index]
         if not entry.enabled:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"Secret Version [{name}] is in DISABLED state.")
+            state = "DESTROYED" if entry.destroyed else "DISABLED"
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"Secret Version [{name}] is in {state} state.")
         checksum = crc32c(entry.data) ^ (1 if fault is not None and fault.corrupt_crc else 0)
         return types.AccessSecretVersionResponse(
             name=f"{secret}/versions/{index + 1}",
@@ -154,16 +206,43 @@ class LocalSecretManager:
             if request.parent not in self._state.secrets:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"Secret [{request.parent}] not found.")
         name = self.add_version(request.parent, bytes(request.payload.data))
-        now = timestamp_pb2.Timestamp()
-        now.GetCurrentTime()
-        return types.SecretVersion(name=name, state=types.SecretVersion.State.ENABLED, create_time=now)
+        return self._describe(name)
+
+    def _describe(self, name: str) -> types.SecretVersion:
+        with self._lock:
+            version = self._version_locked(name)
+            state = (types.SecretVersion.State.DESTROYED if version.destroyed
+                     else types.SecretVersion.State.ENABLED if version.enabled
+                     else types.SecretVersion.State.DISABLED)
+            return types.SecretVersion(name=name, state=state, create_time=version.created)
+
+    def _list_secret_versions(self, request: types.ListSecretVersionsRequest, context):
+        with self._lock:
+            versions = self._state.secrets.get(request.parent)
+            if versions is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Secret [{request.parent}] not found.")
+            count = len(versions)
+        # Newest first, as Secret Manager lists them; one page.
+        described = [self._describe(f"{request.parent}/versions/{n}") for n in range(count, 0, -1)]
+        return types.ListSecretVersionsResponse(versions=described, total_size=count)
+
+    def _change_version(self, name: str, context, change) -> types.SecretVersion:
+        try:
+            change(name)
+        except (KeyError, IndexError):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return self._describe(name)
 
     def _disable_secret_version(self, request: types.DisableSecretVersionRequest, context):
-        try:
-            self.set_enabled(request.name, False)
-        except (KeyError, IndexError, ValueError):
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Secret Version [{request.name}] not found.")
-        return types.SecretVersion(name=request.name, state=types.SecretVersion.State.DISABLED)
+        return self._change_version(request.name, context, lambda n: self.set_enabled(n, False))
+
+    def _enable_secret_version(self, request: types.EnableSecretVersionRequest, context):
+        return self._change_version(request.name, context, lambda n: self.set_enabled(n, True))
+
+    def _destroy_secret_version(self, request: types.DestroySecretVersionRequest, context):
+        return self._change_version(request.name, context, self.destroy)
 
     def _handlers(self) -> grpc.GenericRpcHandler:
         def unary(method, request_type, response_type):
@@ -185,6 +264,16 @@ class LocalSecretManager:
                 ),
                 "DisableSecretVersion": unary(
                     self._disable_secret_version, types.DisableSecretVersionRequest, types.SecretVersion
+                ),
+                "EnableSecretVersion": unary(
+                    self._enable_secret_version, types.EnableSecretVersionRequest, types.SecretVersion
+                ),
+                "DestroySecretVersion": unary(
+                    self._destroy_secret_version, types.DestroySecretVersionRequest, types.SecretVersion
+                ),
+                "ListSecretVersions": unary(
+                    self._list_secret_versions, types.ListSecretVersionsRequest,
+                    types.ListSecretVersionsResponse
                 ),
             },
         )

@@ -377,7 +377,21 @@ async function api(path, { method = "GET" } = {}) {
 }
 
 /** Asks the server for the `state` of the next code request, ahead of the click. */
-async function prepareAttempt() {
+let pendingAttempt = null;
+
+/**
+ * Asks the server for the next sign-in attempt's `state` (kept in `state.next`). One request at
+ * a time: the attempts live in the session cookie, so two answers in flight would each carry a
+ * cookie that lacks the other's state, and the cookie that lands last would orphan one state.
+ */
+function prepareAttempt() {
+  if (!pendingAttempt) {
+    pendingAttempt = askForAttempt().finally(() => { pendingAttempt = null; });
+  }
+  return pendingAttempt;
+}
+
+async function askForAttempt() {
   if (!sessions) return null;
   const { status, body } = await api("/sign-in-attempts", { method: "POST" });
   if (status !== 200 || typeof body?.state !== "string") {
@@ -445,7 +459,11 @@ function requestCode(kind) {
     const ready = state.next && state.next.expiresAt - Date.now() > ATTEMPT_MARGIN_MS;
     if (!ready) {
       // Browsers keep a click's permission to open a pop-up for a few seconds: enough to ask.
-      prepareAttempt().then((next) => next ? openGoogle(kind, next.state) : fail("service_unavailable"));
+      prepareAttempt().then((next) => {
+        if (!next) return fail("service_unavailable");
+        state.next = null;
+        openGoogle(kind, next.state);
+      });
       return;
     }
     const next = state.next;

@@ -42,6 +42,23 @@ resource "google_firestore_index" "users_due" {
   depends_on = [google_firestore_database.default]
 }
 
+# The sealed tokens' ciphertexts (over 1 KB each with the post-quantum key
+# exchange) are never queried: no single-field index on them, which keeps each
+# write small. Their `v` and `key_id` stay indexed: the key operations count
+# tokens per key with them.
+resource "google_firestore_field" "sealed_ciphertexts_unindexed" {
+  for_each = toset(["refresh_token.ct", "access_token.ct"])
+
+  project    = var.project_id
+  database   = local.firestore_database
+  collection = var.users_collection
+  field      = each.value
+
+  index_config {}
+
+  depends_on = [google_firestore_database.default]
+}
+
 #-- Security rules --#
 
 # Firebase is enabled on the project for Hosting, which also exposes Firestore

@@ -194,7 +194,8 @@ resource "google_cloudfunctions2_function" "exchange" {
     google_storage_bucket_iam_member.build_gcf_sources_reader,
     google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.exchange_client_secret,
-    google_secret_manager_secret_iam_member.exchange_sealing_key,
+    google_secret_manager_secret_iam_member.exchange_sealing_public_keys,
+    google_secret_manager_secret_iam_member.exchange_log_key,
     google_secret_manager_secret_iam_member.exchange_session_key,
     google_project_iam_member.exchange_datastore_user,
   ]
@@ -236,7 +237,7 @@ resource "google_cloudfunctions2_function" "job" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.job.email
 
-    environment_variables = local.function_environment
+    environment_variables = local.opening_environment
   }
 
   labels = local.labels
@@ -247,7 +248,10 @@ resource "google_cloudfunctions2_function" "job" {
     google_storage_bucket_iam_member.build_gcf_sources_reader,
     google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.job_client_secret,
+    google_secret_manager_secret_iam_member.job_sealing_public_keys,
+    google_secret_manager_secret_iam_member.job_sealing_private_keys,
     google_secret_manager_secret_iam_member.job_sealing_key,
+    google_secret_manager_secret_iam_member.job_log_key,
     google_project_iam_member.job_datastore_user,
   ]
 }
@@ -305,6 +309,7 @@ resource "google_cloudfunctions2_function" "account" {
     google_storage_bucket_iam_member.build_gcf_sources_reader,
     google_storage_bucket_iam_member.build_source_reader,
     google_secret_manager_secret_iam_member.account_session_key,
+    google_secret_manager_secret_iam_member.account_log_key,
     google_project_iam_member.account_datastore_user,
     google_cloud_run_service_iam_member.disconnect_invoker_account,
   ]
@@ -346,7 +351,7 @@ resource "google_cloudfunctions2_function" "disconnect" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.disconnect.email
 
-    environment_variables = merge(local.function_environment, { THREADS = "8" })
+    environment_variables = merge(local.opening_environment, { THREADS = "8" })
   }
 
   labels = local.labels
@@ -356,7 +361,10 @@ resource "google_cloudfunctions2_function" "disconnect" {
     google_artifact_registry_repository_iam_member.build_writer,
     google_storage_bucket_iam_member.build_gcf_sources_reader,
     google_storage_bucket_iam_member.build_source_reader,
+    google_secret_manager_secret_iam_member.disconnect_sealing_private_keys,
+    google_secret_manager_secret_iam_member.disconnect_sealing_public_keys,
     google_secret_manager_secret_iam_member.disconnect_sealing_key,
+    google_secret_manager_secret_iam_member.disconnect_log_key,
     google_project_iam_member.disconnect_datastore_user,
   ]
 }

@@ -68,10 +68,20 @@ resource "google_secret_manager_secret_iam_member" "exchange_client_secret" {
   member    = "serviceAccount:${google_service_account.exchange.email}"
 }
 
+# The exchange seals with the primary public key; it may read no private key and
+# not the old AES key, so code running in it cannot open a stored token.
 # https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
-resource "google_secret_manager_secret_iam_member" "exchange_sealing_key" {
+resource "google_secret_manager_secret_iam_member" "exchange_sealing_public_keys" {
   project   = var.project_id
-  secret_id = google_secret_manager_secret.token_sealing_key.secret_id
+  secret_id = google_secret_manager_secret.token_sealing_public_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.exchange.email}"
+}
+
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "exchange_log_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.log_user_ref_key.secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.exchange.email}"
 }
@@ -85,6 +95,26 @@ resource "google_secret_manager_secret_iam_member" "job_client_secret" {
   member    = "serviceAccount:${google_service_account.job.email}"
 }
 
+# The job re-seals under the primary public key.
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "job_sealing_public_keys" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.token_sealing_public_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.job.email}"
+}
+
+# The job opens tokens: it reads one private-key version by name (the key id a
+# sealed token names); it needs no permission to list versions.
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "job_sealing_private_keys" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.token_sealing_private_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.job.email}"
+}
+
+# Tokens sealed by the first releases open with the old AES key, in the job only.
 # https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
 resource "google_secret_manager_secret_iam_member" "job_sealing_key" {
   project   = var.project_id
@@ -111,12 +141,54 @@ resource "google_secret_manager_secret_iam_member" "account_session_key" {
   member    = "serviceAccount:${google_service_account.account.email}"
 }
 
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "job_log_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.log_user_ref_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.job.email}"
+}
+
+# The account API logs user references; it seals and opens nothing.
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "account_log_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.log_user_ref_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.account.email}"
+}
+
 # disconnect_user opens the stored token to revoke it at Google: it needs the
-# sealing key, and not the client secret (revocation takes only the token).
+# private keys (and the old AES key while tokens sealed with it remain), and not
+# the client secret (revocation takes only the token).
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "disconnect_sealing_private_keys" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.token_sealing_private_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.disconnect.email}"
+}
+
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "disconnect_sealing_public_keys" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.token_sealing_public_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.disconnect.email}"
+}
+
 # https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
 resource "google_secret_manager_secret_iam_member" "disconnect_sealing_key" {
   project   = var.project_id
   secret_id = google_secret_manager_secret.token_sealing_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.disconnect.email}"
+}
+
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "disconnect_log_key" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.log_user_ref_key.secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.disconnect.email}"
 }

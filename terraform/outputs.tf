@@ -92,8 +92,21 @@ output "oauth_client_secret_id" {
 }
 
 output "token_sealing_key_secret_id" {
-  description = "Secret Manager secret ID of the token-sealing key. Create or rotate it with make rotate-sealing-key."
+  description = "Secret Manager secret ID of the first releases' AES sealing keys (opened by the job for tokens sealed before HPKE; nothing seals with them)."
   value       = google_secret_manager_secret.token_sealing_key.secret_id
+}
+
+output "token_sealing_key_secrets" {
+  description = "Secret IDs of the sealing key pairs: the public halves (read by every function that seals) and the private halves (read by the job only)."
+  value = {
+    public  = google_secret_manager_secret.token_sealing_public_keys.secret_id
+    private = google_secret_manager_secret.token_sealing_private_keys.secret_id
+  }
+}
+
+output "key_operations_env" {
+  description = "The variables the key operations (make rotate-sealing-key, sealing-key-status, retire-sealing-key, rotate-log-key) read, as NAME=value words: secret and version names, never a value."
+  value       = join(" ", [for name, value in local.key_operations_environment : "${name}=${value}"])
 }
 
 output "session_key_secret_id" {
@@ -105,9 +118,10 @@ output "unpinned_secret_versions" {
   description = "The secret version variables still set to \"latest\" (space-separated; empty once all are pinned). make deploy warns while it is not empty."
   value = join(" ", [
     for name, version in {
-      oauth_client_secret_version = var.oauth_client_secret_version
-      token_sealing_key_version   = var.token_sealing_key_version
-      session_key_version         = var.session_key_version
+      oauth_client_secret_version      = var.oauth_client_secret_version
+      token_sealing_public_key_version = var.token_sealing_public_key_version
+      log_user_ref_key_version         = var.log_user_ref_key_version
+      session_key_version              = var.session_key_version
     } : name if version == "latest"
   ])
 }
@@ -115,9 +129,11 @@ output "unpinned_secret_versions" {
 output "secrets_to_fill" {
   description = "The secrets Terraform creates empty, with the command that adds a version to each."
   value = {
-    (google_secret_manager_secret.oauth_client_secret.id) = "make set-client-secret"
-    (google_secret_manager_secret.token_sealing_key.id)   = "make rotate-sealing-key"
-    (google_secret_manager_secret.session_key.id)         = "make rotate-session-key"
+    (google_secret_manager_secret.oauth_client_secret.id)        = "make set-client-secret"
+    (google_secret_manager_secret.token_sealing_public_keys.id)  = "make rotate-sealing-key"
+    (google_secret_manager_secret.token_sealing_private_keys.id) = "make rotate-sealing-key"
+    (google_secret_manager_secret.log_user_ref_key.id)           = "make rotate-log-key"
+    (google_secret_manager_secret.session_key.id)                = "make rotate-session-key"
   }
 }
 

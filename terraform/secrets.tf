@@ -1,9 +1,11 @@
 #-- Secrets --#
 
 # Containers only. Their values never pass through Terraform (no secret version
-# resource here, nothing in tfvars or state): `make set-client-secret`,
-# `make rotate-sealing-key` and `make rotate-session-key` add versions with
-# gcloud, reading from the terminal or from os.urandom.
+# resource here, nothing in tfvars or state): `make set-client-secret` adds the
+# client secret with gcloud from a hidden prompt; `make rotate-sealing-key` and
+# `make rotate-log-key` generate keys with Python's cryptography and add them
+# through the Secret Manager API; `make rotate-session-key` adds a session key
+# with gcloud from os.urandom.
 
 resource "google_secret_manager_secret" "oauth_client_secret" {
   project   = var.project_id
@@ -18,11 +20,58 @@ resource "google_secret_manager_secret" "oauth_client_secret" {
   depends_on = [google_project_service.enabled]
 }
 
-# Versions each hold 32 random bytes, base64-encoded; the version number is the
-# key id stored with every sealed token, so old versions stay enabled.
+# The first releases' AES keys (32 random bytes, base64). Nothing seals with them
+# any more; the job opens tokens they sealed and re-seals them under the key
+# pairs below. Kept so that an upgraded deployment keeps its old keys until
+# make retire-sealing-key KEY=aes-N has retired them; empty in new deployments.
 resource "google_secret_manager_secret" "token_sealing_key" {
   project   = var.project_id
   secret_id = local.sealing_key_id
+
+  labels = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# One version per key pair: the private half, whose version number is the key id
+# stored with every sealed token. Only functions that open tokens may read it.
+resource "google_secret_manager_secret" "token_sealing_private_keys" {
+  project   = var.project_id
+  secret_id = local.sealing_private_key_id
+
+  labels = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# One version per key pair: the public half, naming its key id. Every function
+# that seals reads the primary (token_sealing_public_key_version).
+resource "google_secret_manager_secret" "token_sealing_public_keys" {
+  project   = var.project_id
+  secret_id = local.sealing_public_keys_id
+
+  labels = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The key of the logs' user references (HMAC-SHA256 of the sub): 32 random
+# bytes, base64. Read by every function that logs a user.
+resource "google_secret_manager_secret" "log_user_ref_key" {
+  project   = var.project_id
+  secret_id = local.log_key_id
 
   labels = local.labels
 

@@ -20,6 +20,11 @@ CHECKOV            ?= $(TF_CHECKOV)
 TF_BASH_TARGETS    := set-client-secret
 TF_OUTPUT          = $(TF_BIN) -chdir=$(TF_DIR) output -raw
 TF_NEED_DEPLOYMENT = { echo "No deployment outputs found: run make deploy first." >&2; exit 1; }
+# The key operations (offline_access/store/sealing_keys.py) read the deployment's secret names
+# from its outputs, with Application Default Credentials; with DEV=1, `make dev`'s stack.
+TF_KEYS_ENV_CMD    ?= $(if $(DEV),cat .dev-logs/key-operations.env,$(TF_OUTPUT) key_operations_env)
+TF_KEYS            = keys_env="$$($(TF_KEYS_ENV_CMD) 2>/dev/null)" && [ -n "$$keys_env" ] || $(TF_NEED_DEPLOYMENT); \
+	env $$keys_env PYTHONPATH=functions $(TF_PY) -m offline_access.store.sealing_keys
 
 # Create or update the whole deployment: terraform init, then apply with terraform/terraform.tfvars
 # (TF_VARS=FILE for another file).
@@ -38,7 +43,7 @@ deploy:
 	@echo "Sign-in page: $$($(TF_OUTPUT) page_url)"
 	@if [ "$$($(TF_OUTPUT) job_paused 2>/dev/null)" = "true" ]; then \
 	  echo "The scheduled job is paused (job_paused = true). First deployment? Run"; \
-	  echo "  make set-client-secret && make rotate-sealing-key && make rotate-session-key"; \
+	  echo "  make set-client-secret && make rotate-sealing-key && make rotate-log-key && make rotate-session-key"; \
 	  echo "then set job_paused = false in $(TF_VARS) and run make deploy again."; \
 	fi
 	@unpinned="$$($(TF_OUTPUT) unpinned_secret_versions 2>/dev/null)"; \
@@ -74,17 +79,26 @@ set-client-secret:
 	echo "Added. With oauth_client_secret_version = \"latest\" new function instances use it;"; \
 	echo "if you pin versions, set oauth_client_secret_version to the number above and run make deploy."
 
-# Create the token-sealing key, or rotate it: add a version of 32 random bytes (base64); old versions stay enabled to open older tokens.
+# Add a new primary token-sealing key pair (generated with Python's cryptography): private half, then public.
 .PHONY: rotate-sealing-key
-rotate-sealing-key:
-	@project="$$($(TF_OUTPUT) project_id 2>/dev/null)" && secret="$$($(TF_OUTPUT) token_sealing_key_secret_id 2>/dev/null)" || $(TF_NEED_DEPLOYMENT); \
-	key="$$(python3 -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode(),end="")')" \
-	  && [ "$${#key}" -eq 44 ] || { echo "Could not generate a key with python3." >&2; exit 1; }; \
-	printf '%s' "$$key" | gcloud secrets versions add "$$secret" --project="$$project" --data-file=- --format='value(name)' || exit 1; \
-	unset key; \
-	echo "Added. New tokens are sealed with it once instances restart (token_sealing_key_version = \"latest\")"; \
-	echo "or once token_sealing_key_version is set to the number above and make deploy has run."; \
-	echo "Do not disable or destroy older versions: tokens sealed with them still need them."
+rotate-sealing-key: $(TF_PY_DEPS)
+	@$(TF_KEYS) rotate $(if $(SUITE),--suite $(SUITE))
+
+# Show each sealing key and how many stored tokens it still opens.
+.PHONY: sealing-key-status
+sealing-key-status: $(TF_PY_DEPS)
+	@$(TF_KEYS) status
+
+# Retire a sealing key (KEY=N or KEY=aes-N; DESTROY=1 destroys): refused while tokens in use need it.
+.PHONY: retire-sealing-key
+retire-sealing-key: $(TF_PY_DEPS)
+	@[ -n "$(KEY)" ] || { echo "Name the key: make retire-sealing-key KEY=N (see make sealing-key-status)." >&2; exit 1; }
+	@$(TF_KEYS) retire "$(KEY)" $(if $(DESTROY),--destroy)
+
+# Add a version of the logs' user-reference key (32 random bytes); users' log references change with it.
+.PHONY: rotate-log-key
+rotate-log-key: $(TF_PY_DEPS)
+	@$(TF_KEYS) add-log-key
 
 # Create the session-cookie key, or rotate it: add a version of 32 random bytes (base64); sessions sealed by older enabled versions stay valid.
 .PHONY: rotate-session-key

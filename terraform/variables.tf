@@ -94,18 +94,47 @@ variable "oauth_client_secret_version" {
   }
 }
 
-variable "token_sealing_key_version" {
+variable "token_sealing_public_key_version" {
   description = <<-EOT
-    Secret Manager version of the token-sealing key that seals new tokens: a version number or
-    "latest". The version number is the key id stored next to each sealed token, so older
-    versions must stay enabled (make rotate-sealing-key never disables them).
+    Version of the token-sealing public-keys secret whose key seals new tokens (the primary): a
+    version number or "latest". With "latest", every instance re-reads it within 10 minutes of
+    make rotate-sealing-key; a pinned number changes with make deploy. Each version names the
+    key id (the private-keys secret's version number) it belongs to.
   EOT
   type        = string
   default     = "latest"
 
   validation {
-    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.token_sealing_key_version))
-    error_message = "token_sealing_key_version must be \"latest\" or a version number such as \"1\"."
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.token_sealing_public_key_version))
+    error_message = "token_sealing_public_key_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "log_user_ref_key_version" {
+  description = "Version of the log key (LOG_USER_REF_KEY_VERSION): logs name users by an HMAC of their sub under it. A version number or \"latest\"; add one with make rotate-log-key."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.log_user_ref_key_version))
+    error_message = "log_user_ref_key_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "token_sealing_key_version" {
+  description = <<-EOT
+    Only for deployments made before HPKE sealing: a version of the old AES token-sealing-key
+    secret (e.g. "1" or "latest"), given to the job alone so that tokens sealed with it still open
+    and are re-sealed under the primary key pair on each user's next run. null (the default) for
+    new deployments, and again once make sealing-key-status shows no aes-N key in use and make
+    retire-sealing-key has retired them.
+  EOT
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.token_sealing_key_version == null || can(regex("^(latest|[1-9][0-9]*)$", coalesce(var.token_sealing_key_version, "latest")))
+    error_message = "token_sealing_key_version must be null, \"latest\" or a version number such as \"1\"."
   }
 }
 
@@ -240,6 +269,17 @@ variable "support_url" {
   validation {
     condition     = var.support_url == null || can(regex("^(https://|mailto:)[^\\s]+$", var.support_url))
     error_message = "support_url must be an https:// URL or a mailto: address."
+  }
+}
+
+variable "request_body_timeout_seconds" {
+  description = "How long the exchange waits for a request's body (REQUEST_BODY_TIMEOUT_SECONDS): a body shorter than its Content-Length, or one that stalls, is answered 408 after this, freeing the worker."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.request_body_timeout_seconds >= 1 && var.request_body_timeout_seconds <= 60 && floor(var.request_body_timeout_seconds) == var.request_body_timeout_seconds
+    error_message = "request_body_timeout_seconds must be a whole number of seconds from 1 to 60."
   }
 }
 
@@ -433,7 +473,7 @@ variable "job_attempt_deadline_seconds" {
 }
 
 variable "job_time_budget_seconds" {
-  description = "The job stops starting new users after this many seconds (JOB_TIME_BUDGET_SECONDS). Below job_attempt_deadline_seconds, leaving time for the users in flight."
+  description = "The run's hard deadline, in seconds (JOB_TIME_BUDGET_SECONDS): no user starts within one http_timeout_seconds of it, no call to Google starts after it, and every call's timeout ends by it. Below job_attempt_deadline_seconds, leaving time for the last writes."
   type        = number
   default     = 300
 

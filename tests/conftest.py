@@ -3,12 +3,15 @@
 Every component is a real server over a real protocol: the official Firestore emulator (started
 here unless `FIRESTORE_EMULATOR_HOST` names a running one), the local Secret Manager (gRPC), and
 the local Google (HTTP). Each pytest-xdist worker gets its own components and its own project.
-The secret values are canaries: tests assert that they never show up in answers or logs.
+The secret values are canaries: tests assert that they never show up in answers or logs. The
+sealing key pairs are made by the real rotation (`localdev.stack_secrets`); a test that rotates
+or retires keys takes `fresh_keys`, secrets of its own.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -16,12 +19,14 @@ from localdev.local_google import LocalGoogle
 from localdev.local_google.control import GoogleControl
 from localdev.local_secret_manager import LocalSecretManager
 from localdev.processes import FirestoreEmulator, PubSubEmulator
+from localdev.stack_secrets import seed
 from tests.stack_values import (
     CLIENT_ID,
     CLIENT_SECRET,
+    LEGACY_SEALING_KEY_B64,
+    LOG_KEY_B64,
     PAGE_ORIGIN,
     SCOPES,
-    SEALING_KEY_B64,
     SESSION_KEY_B64,
 )
 
@@ -64,13 +69,30 @@ def pubsub_emulator():
 
 
 @pytest.fixture(scope="session")
-def secret_manager(project: str):
+def secret_manager():
     server = LocalSecretManager().start()
-    server.add_version(f"projects/{project}/secrets/oauth-client-secret", CLIENT_SECRET.encode())
-    server.add_version(f"projects/{project}/secrets/token-sealing-key", SEALING_KEY_B64.encode())
-    server.add_version(f"projects/{project}/secrets/session-key", SESSION_KEY_B64.encode())
     yield server
     server.stop()
+
+
+def seed_secrets(server: LocalSecretManager, project: str, suffix: str = "") -> dict[str, str]:
+    return seed(server, project, client_secret=CLIENT_SECRET, log_key_b64=LOG_KEY_B64,
+                legacy_key_b64=LEGACY_SEALING_KEY_B64, session_key_b64=SESSION_KEY_B64,
+                suffix=suffix)
+
+
+@pytest.fixture(scope="session")
+def secret_names(secret_manager, project) -> dict[str, str]:
+    """The stack's secrets (one key pair, one legacy AES key), as the functions' variables."""
+    return seed_secrets(secret_manager, project)
+
+
+@pytest.fixture
+def fresh_keys(secret_manager, project) -> dict[str, str]:
+    """Secrets of this test's own, for tests that rotate, retire or destroy keys."""
+    names = seed_secrets(secret_manager, project, suffix="-" + uuid.uuid4().hex[:8])
+    secret_manager.reset_counters()
+    return names
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +113,18 @@ def google(google_server) -> GoogleControl:
 
 
 @pytest.fixture
-def function_env(project, firestore_emulator, secret_manager, google_server, google) -> dict[str, str]:
+def opener(function_env):
+    """A sealer with the private keys, as the job has: what tests read stored tokens with."""
+    from offline_access import wiring
+    from offline_access.config import Config
+    from offline_access.store.secrets import SecretSource, make_client
+
+    return wiring.opening_sealer(SecretSource(make_client(function_env)), Config.from_env(function_env))
+
+
+@pytest.fixture
+def function_env(project, firestore_emulator, secret_manager, secret_names, google_server,
+                 google) -> dict[str, str]:
     """The environment of a function instance pointed at the local stack, with fresh data."""
     FirestoreEmulator.reset_host(firestore_emulator, project)
     secret_manager.clear_faults()
@@ -102,9 +135,7 @@ def function_env(project, firestore_emulator, secret_manager, google_server, goo
         "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
         "GOOGLE_EMULATOR_HOST": google_server.host_port,
         "OAUTH_CLIENT_ID": CLIENT_ID,
-        "OAUTH_CLIENT_SECRET_VERSION": f"projects/{project}/secrets/oauth-client-secret/versions/latest",
-        "TOKEN_SEALING_KEY_VERSION": f"projects/{project}/secrets/token-sealing-key/versions/latest",
-        "SESSION_KEY_VERSION": f"projects/{project}/secrets/session-key/versions/latest",
+        **secret_names,
         "ALLOWED_ORIGINS": PAGE_ORIGIN,
         "OAUTH_SCOPES": SCOPES,
     }

@@ -17,9 +17,10 @@ from .scopes import DRIVE_APPDATA_SCOPE
 
 DEFAULT_SCOPES = ("openid", "email", "profile", DRIVE_APPDATA_SCOPE)
 
-_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/(latest|[1-9][0-9]*)$")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
-_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?$")
+_SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/(latest|[1-9][0-9]*)")
+_SECRET = re.compile(r"projects/[^/]+/secrets/[^/]+")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?")
 DAY = 86400
 
 
@@ -32,11 +33,24 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 def _secret_version(env: Mapping[str, str], name: str) -> str:
     value = _required(env, name)
-    if not _SECRET_VERSION.match(value):
+    if not _SECRET_VERSION.fullmatch(value):
         raise ConfigError(
             f"{name} must look like projects/PROJECT/secrets/NAME/versions/VERSION "
             "(a version number or 'latest')."
         )
+    return value
+
+
+def _optional_secret_version(env: Mapping[str, str], name: str) -> str | None:
+    return _secret_version(env, name) if env.get(name, "").strip() else None
+
+
+def _optional_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not _SECRET.fullmatch(value):
+        raise ConfigError(f"{name} must look like projects/PROJECT/secrets/NAME (no version).")
     return value
 
 
@@ -69,13 +83,9 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}.")
 
 
-def _optional_secret_version(env: Mapping[str, str], name: str) -> str | None:
-    return _secret_version(env, name) if env.get(name, "").strip() else None
-
-
 def _url(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
-    if value and not _URL.match(value):
+    if value and not _URL.fullmatch(value):
         raise ConfigError(f"{name} must be an http:// or https:// URL, not {value!r}.")
     return value or None
 
@@ -83,7 +93,7 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     origins = _list(env, "ALLOWED_ORIGINS")
     for origin in origins:
-        if not _ORIGIN.match(origin):
+        if not _ORIGIN.fullmatch(origin):
             raise ConfigError(
                 f"ALLOWED_ORIGINS entry {origin!r} is not an origin "
                 "(scheme://host[:port], no path, no trailing slash)."
@@ -98,7 +108,10 @@ class Config:
     project: str
     client_id: str
     client_secret_version: str
-    sealing_key_version: str
+    # The primary public key (`store.sealing`): every function that seals reads it.
+    sealing_public_key_version: str
+    # The key of the logs' user references (`structured_log.UserRefs`).
+    log_key_version: str
     allowed_origins: tuple[str, ...]
     redirect_uri: str
     scopes: tuple[str, ...]
@@ -121,6 +134,12 @@ class Config:
     disconnect_function_url: str | None = None
     # How often Cloud Scheduler runs the job: the longest a pending disconnect waits.
     job_schedule_period_seconds: int = 900
+    # Only in functions that open tokens: the private keys' secret (versions by key id), and a
+    # version of the first releases' AES secret while tokens sealed with it remain.
+    sealing_private_keys_secret: str | None = None
+    legacy_sealing_key_version: str | None = None
+    # How long reading a request body may take before the answer is 408.
+    request_body_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -129,7 +148,11 @@ class Config:
             project=_required(env, "GOOGLE_CLOUD_PROJECT"),
             client_id=_required(env, "OAUTH_CLIENT_ID"),
             client_secret_version=_secret_version(env, "OAUTH_CLIENT_SECRET_VERSION"),
-            sealing_key_version=_secret_version(env, "TOKEN_SEALING_KEY_VERSION"),
+            sealing_public_key_version=_secret_version(env, "TOKEN_SEALING_PUBLIC_KEY_VERSION"),
+            log_key_version=_secret_version(env, "LOG_USER_REF_KEY_VERSION"),
+            sealing_private_keys_secret=_optional_secret(env, "TOKEN_SEALING_PRIVATE_KEYS_SECRET"),
+            legacy_sealing_key_version=_optional_secret_version(env, "TOKEN_SEALING_KEY_VERSION"),
+            request_body_timeout_seconds=float(_int(env, "REQUEST_BODY_TIMEOUT_SECONDS", 10)),
             allowed_origins=_origins(env),
             redirect_uri=env.get("OAUTH_REDIRECT_URI", "").strip() or "postmessage",
             scopes=scopes,

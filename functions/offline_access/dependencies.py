@@ -18,6 +18,7 @@ from .googleapis.endpoints import GoogleEndpoints
 from .store.sealing import TokenSealer
 from .store.secrets import SecretSource
 from .store.users import UserStore
+from .structured_log import UserRefs
 
 
 def utcnow() -> dt.datetime:
@@ -27,7 +28,8 @@ def utcnow() -> dt.datetime:
 
 @dataclass(kw_only=True)
 class SharedDependencies:
-    """Configuration, Google's endpoints, secrets, the sealer, one HTTP session, the user store."""
+    """Configuration, Google's endpoints, secrets, the sealer, one HTTP session, the user store,
+    and the logs' user references (`user_refs.ref(sub)`, never the `sub` itself)."""
 
     config: Config
     endpoints: GoogleEndpoints
@@ -35,4 +37,5 @@ class SharedDependencies:
     sealer: TokenSealer
     session: requests.Session
     store: UserStore
+    user_refs: UserRefs
     now: Callable[[], dt.datetime] = utcnow

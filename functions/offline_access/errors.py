@@ -7,20 +7,28 @@
     ├── Unavailable                   503: a dependency failed or timed out; retryable, an outage
     │   └── GoogleUnavailable         Google's token endpoint or an API answered 429/5xx, or no answer
     ├── UpstreamInvalid               502: Google answered with something we must not trust
-    │   └── ApiRefused                a Google API refused a call for good (a final 4xx)
+    │   ├── ApiRefused                a Google API refused a call for good (a final 4xx)
+    │   ├── IdTokenRejected           the ID token's signature or claims are wrong: a final rejection
+    │   └── RefreshRefused            the token endpoint refused one user's refresh with a 4xx
+    │       └── InvalidScope          ... because the refresh asked for scopes the grant lacks
     ├── Misconfigured                 500: the deployment is wrong; an operator must act (an outage)
-    │   └── ConfigError               an environment setting is missing or malformed
+    │   ├── ConfigError               an environment setting is missing or malformed
+    │   └── SecretVersionGone         a secret version does not exist, or is disabled or destroyed
+    ├── DeadlineReached               the run's hard deadline came before the user's work was done
     └── GrantError                    one user's grant cannot be used; the user must sign in again
         ├── GrantRevoked              the refresh token is dead (`invalid_grant`, `invalid_rapt`)
         └── UnreadableToken           the sealed refresh token does not open
-            └── SealError             a sealed value is malformed, tampered with, or not this user's
+            ├── SealError             a sealed value is malformed, tampered with, or not this user's
+            └── SealingKeyGone        the key that sealed it was retired, disabled or destroyed
 
 Two attributes say how to treat an error without an `isinstance` ladder, as google-auth's
 `GoogleAuthError(retryable=...)` does:
 
 - `retryable`: the same call may succeed later (a dependency is down or throttling).
 - `outage`: the failure is not one user's: Google, Firestore or Secret Manager is down, or the
-  deployment is misconfigured. Only outages count toward the offline job's circuit breaker.
+  deployment is misconfigured. Only outages count toward the offline job's circuit breaker: a
+  per-user refusal (`RefreshRefused`, `ApiRefused`), a dead grant, a gone key or the run's
+  deadline never does.
 
 `reason` is the short word the job records and logs for a failed user (`google_unavailable`,
 `firestore_unavailable`, `misconfigured`, ...). Messages never contain codes, tokens, secrets or
@@ -142,6 +150,56 @@ class ApiRefused(UpstreamInvalid):
         return f"http_{self.http_status}"
 
 
+class IdTokenRejected(UpstreamInvalid):
+    """The ID token in Google's token response is malformed, or its signature or claims are wrong.
+
+    A final rejection: the sign-in cannot be trusted, so the tokens issued with it are revoked.
+    """
+
+
+class RefreshRefused(UpstreamInvalid):
+    """The token endpoint refused one user's refresh with a 4xx other than `invalid_grant`.
+
+    Per-user, never an outage: the job defers the user and, after a few refusals in a row, marks
+    them `needs_reauth (refresh_refused)` with the error recorded.
+
+    Attributes:
+        google_error: Google's `error` (`invalid_request`, `invalid_scope`...), or `http_<status>`.
+        http_status: the HTTP status.
+    """
+
+    def __init__(self, google_error: str, http_status: int) -> None:
+        super().__init__(f"Google's token endpoint refused the refresh ({google_error}).")
+        self.google_error = google_error
+        self.http_status = http_status
+
+    @property
+    def reason(self) -> str:
+        return "refresh_refused"
+
+
+class InvalidScope(RefreshRefused):
+    """The refresh asked for scopes the grant does not hold (`invalid_scope`): retried once
+    without `scope`, which returns the scopes the grant does hold."""
+
+    def __init__(self, http_status: int = 400) -> None:
+        super().__init__("invalid_scope", http_status)
+
+
+class DeadlineReached(OfflineAccessError):
+    """The run's hard deadline came while a user's work was still going on.
+
+    Not the user's failure and not an outage: the user is due again at once, for the next run.
+    """
+
+    status = 503
+    code = "deadline_reached"
+    retryable = True
+
+    def __init__(self) -> None:
+        super().__init__("The run's time budget ran out before this user's work was done.")
+
+
 class Misconfigured(OfflineAccessError):
     """The deployment is wrong (client id or secret, redirect URI, secret names): an operator must act.
 
@@ -163,6 +221,20 @@ class Misconfigured(OfflineAccessError):
 
 class ConfigError(Misconfigured):
     """An environment setting is missing or malformed; `fix` names the variable."""
+
+
+class SecretVersionGone(Misconfigured):
+    """A Secret Manager version does not exist, or is disabled or destroyed.
+
+    For a configured secret that is a misconfiguration; for an older sealing key that a stored
+    token names, it means the key was retired: `store.sealing` turns it into `SealingKeyGone`.
+    `retired` is True when the version exists but was disabled or destroyed (what
+    `make retire-sealing-key` does), False when there is no such version or secret.
+    """
+
+    def __init__(self, fix: str, *, retired: bool = False) -> None:
+        super().__init__(fix)
+        self.retired = retired
 
 
 class GrantError(OfflineAccessError):
@@ -195,3 +267,10 @@ class UnreadableToken(GrantError):
 
 class SealError(UnreadableToken):
     """A sealed value is malformed, was tampered with, or belongs to another user or field."""
+
+
+class SealingKeyGone(UnreadableToken):
+    """The key that sealed a token was retired, disabled or destroyed: the token cannot open."""
+
+    def __init__(self) -> None:
+        super().__init__("The key that sealed this token is no longer available.")

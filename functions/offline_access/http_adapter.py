@@ -1,17 +1,26 @@
 """The HTTP face of the functions: requests in, JSON answers and one log line out.
 
-This is where HTTP meets the flows: preflight and CSRF checks, the capped body, Cloud
-Scheduler's headers, the `__session` cookie (read, and set by the exchange and the account API),
-the mapping of each `OfflineAccessError` to a status code and a JSON body `{"error", "message"}`,
-`Retry-After` on 503, and the request's single structured log line. A client's mistake never
-becomes a 5xx, and no answer or log line carries a code, token, secret, key or cookie.
+This is where HTTP meets the flows: preflight and CSRF checks, the capped body read within a
+deadline, Cloud Scheduler's headers, the `__session` cookie (read, and set by the exchange and the
+account API), the mapping of each `OfflineAccessError` to a status code and a JSON body
+`{"error", "message"}`, `Retry-After` on 503, and the request's single structured log line. A
+client's mistake never becomes a 5xx, and no answer or log line carries a code, token, secret,
+key or cookie.
+
+Reading the body is bounded: a body shorter than its `Content-Length`, or one that stalls,
+answers 408 once `REQUEST_BODY_TIMEOUT_SECONDS` have passed (the socket's timeout is set for the
+read, so the worker thread is freed), and a malformed chunked body answers 400; after either, the
+connection is read no further, so the server closes it once the answer is sent. An unexpected
+exception (a bug) answers 500 JSON, never the server's HTML page.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,11 +44,14 @@ from .signin.request_guard import (
     cors_headers,
     parse_body,
 )
-from .structured_log import emit, trace_field, user_ref
+from .structured_log import emit, trace_field
 
-_SCHEDULE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,20}(Z|[+-][0-9]{2}:?[0-9]{2})?$")
-_JOB_NAME = re.compile(r"^[A-Za-z0-9_./\-]{1,500}$")
-_SUB = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+_SCHEDULE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,20}(Z|[+-][0-9]{2}:?[0-9]{2})?")
+_JOB_NAME = re.compile(r"[A-Za-z0-9_./\-]{1,500}")
+_SUB = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
+# The request's socket, under the servers functions-framework runs on (gunicorn, Werkzeug's).
+_SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+_READ_CHUNK = 1024
 
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -75,9 +87,71 @@ def _severity(status: int) -> str:
     return "WARNING" if status >= 400 else "INFO"
 
 
-def _read_capped_body(request: flask.Request) -> bytes:
-    # Never read more than one byte past the cap, whatever the client declares.
-    return request.stream.read(MAX_BODY_BYTES + 1)
+class _BodySocket:
+    """The request's socket as the body read needs it: a timeout per read, and an end to reading.
+
+    Under an in-process server (Flask's test client) there is no socket, and nothing can stall.
+    """
+
+    def __init__(self, request: flask.Request) -> None:
+        self._sock = next((request.environ[k] for k in _SOCKET_KEYS
+                           if isinstance(request.environ.get(k), socket.socket)), None)
+        self._previous = self._sock.gettimeout() if self._sock is not None else None
+
+    def set_timeout(self, seconds: float) -> None:
+        if self._sock is not None:
+            self._sock.settimeout(max(seconds, 0.001))
+
+    def restore(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.settimeout(self._previous)
+            except OSError:
+                pass  # already closed
+
+    def stop_reading(self) -> None:
+        """Read nothing more from this connection: the server sees its end and closes it after
+        the answer, instead of waiting on (or parsing) the rest of a body we gave up on."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+
+def _read_capped_body(request: flask.Request, timeout: float) -> bytes:
+    """The body, at most one byte past the cap whatever the client declares, within `timeout`.
+
+    Raises:
+        ClientError: 408 when the body did not arrive in time, 400 when it is malformed (a
+            broken chunked encoding, or the client went away before sending all of it).
+    """
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    body_socket = _BodySocket(request)
+    try:
+        while size <= MAX_BODY_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            body_socket.set_timeout(remaining)
+            chunk = request.stream.read(min(_READ_CHUNK, MAX_BODY_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except TimeoutError:
+        body_socket.stop_reading()
+        raise ClientError(f"The request body did not arrive within {timeout:g} seconds.",
+                          code="request_timeout", status=408) from None
+    except Exception:  # gunicorn's and Werkzeug's parse errors share no base class but Exception
+        body_socket.stop_reading()
+        raise ClientError("The request body is malformed or incomplete.",
+                          code="malformed_body") from None
+    finally:
+        body_socket.restore()
+    return b"".join(chunks)
 
 
 def handle_exchange(
@@ -108,7 +182,8 @@ def handle_exchange(
         else:
             headers = cors_headers(origin, origins)
             check_post_headers(request.headers, origins)
-            sign_in = parse_body(request.headers.get("Content-Type"), _read_capped_body(request))
+            raw = _read_capped_body(request, deps.config.request_body_timeout_seconds)
+            sign_in = parse_body(request.headers.get("Content-Type"), raw)
             # The state is checked against this browser's attempts before the code is spent.
             cookie, log["state"] = bind_state(
                 deps.sessions.open(request.cookies.get(COOKIE_NAME)), sign_in.state)
@@ -119,12 +194,22 @@ def handle_exchange(
             log.update(user=result.user, new_user=result.created,
                        offline_access=body["offline_access"],
                        missing_scopes=body["missing_scopes"])
+            if not result.signature_checked:
+                log["id_token_signature"] = "skipped_certificates_unavailable"
     except OfflineAccessError as exc:
         status, body = _error_answer(exc, headers, log)
         log["tokens_revoked"] = exc.revoked
+    except Exception as exc:  # a bug: the JSON contract holds, and the log says what broke
+        logging.getLogger(__name__).exception("exchange_code failed unexpectedly")
+        status, body = 500, {"error": "internal_error",
+                             "message": "Something went wrong on the server. Try again later."}
+        log.update(error="internal_error", exception_type=type(exc).__name__)
     log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     outcome = "signed in" if status == 200 else (body or {}).get("error", "preflight")
-    emit(_severity(status), f"exchange_code: {outcome}", outcome=outcome, **log)
+    severity = _severity(status)
+    if status == 200 and "id_token_signature" in log:
+        severity = "WARNING"  # Google's certificates were down: the ID token's claims were checked
+    emit(severity, f"exchange_code: {outcome}", outcome=outcome, **log)
     if body is None:
         response = flask.Response(status=status)
         response.headers.update(headers)
@@ -211,8 +296,8 @@ def handle_disconnect_user(
         if request.method != "POST":
             headers["Allow"] = "POST"
             raise ClientError("Use POST to disconnect a user.", code="method_not_allowed", status=405)
-        sub, requested_by = _disconnect_request(request)
-        log["user"] = user_ref(sub)
+        sub, requested_by = _disconnect_request(request, deps.config.request_body_timeout_seconds)
+        log["user"] = deps.user_refs.ref(sub)
         result = lifecycle.revoke_and_delete(deps, sub, requested_by=requested_by)
         status, body = (200 if result.finished else 202), result.body()
         log.update(outcome=result.outcome, revoked=result.revoked, error=result.error)
@@ -224,13 +309,13 @@ def handle_disconnect_user(
     return json_response(status, body, headers)
 
 
-def _disconnect_request(request: flask.Request) -> tuple[str, str]:
+def _disconnect_request(request: flask.Request, timeout: float) -> tuple[str, str]:
     """The `sub` and who asked, from a JSON body.
 
     Raises:
         ClientError: 400 for anything else, 413 when too large.
     """
-    raw = _read_capped_body(request)
+    raw = _read_capped_body(request, timeout)
     if len(raw) > MAX_BODY_BYTES:
         raise ClientError("The request body is too large.", code="payload_too_large", status=413)
     try:
@@ -238,7 +323,7 @@ def _disconnect_request(request: flask.Request) -> tuple[str, str]:
     except (ValueError, UnicodeDecodeError):
         document = None
     sub = document.get("sub") if isinstance(document, dict) else None
-    if not isinstance(sub, str) or not _SUB.match(sub):
+    if not isinstance(sub, str) or not _SUB.fullmatch(sub):
         raise ClientError("Send a JSON object with the user's 'sub'.")
     requested_by = document.get("requested_by") if isinstance(document, dict) else None
     if requested_by not in (None, lifecycle.REQUESTED_BY_USER, lifecycle.REQUESTED_BY_OPERATOR):
@@ -258,22 +343,22 @@ def run_id_from_headers(headers: Mapping[str, str] | Headers) -> str:
     schedule_time = (headers.get("X-CloudScheduler-ScheduleTime") or "").strip()
     if not schedule_time:
         return "manual-" + uuid.uuid4().hex
-    if not _SCHEDULE_TIME.match(schedule_time):
+    if not _SCHEDULE_TIME.fullmatch(schedule_time):
         raise ClientError("X-CloudScheduler-ScheduleTime is not an RFC 3339 time.")
     job_name = (headers.get("X-CloudScheduler-JobName") or "").strip()
-    if job_name and not _JOB_NAME.match(job_name):
+    if job_name and not _JOB_NAME.fullmatch(job_name):
         raise ClientError("X-CloudScheduler-JobName is malformed.")
     return f"{job_name}@{schedule_time}" if job_name else f"schedule@{schedule_time}"
 
 
-def job_request(request: flask.Request) -> tuple[str | None, bool]:
+def job_request(request: flask.Request, timeout: float) -> tuple[str | None, bool]:
     """What a run is asked to do, from the JSON body: `{}` (Cloud Scheduler: the due users),
     `{"user": SUB}` (that user now, due or not) or `{"all": true}` (every active user now).
 
     Raises:
         ClientError: 400 for a body that is not one of these (an empty body counts as `{}`).
     """
-    raw = _read_capped_body(request)
+    raw = _read_capped_body(request, timeout)
     if len(raw) > MAX_BODY_BYTES:
         raise ClientError("The request body is too large.", code="payload_too_large", status=413)
     if not raw.strip():
@@ -285,7 +370,7 @@ def job_request(request: flask.Request) -> tuple[str | None, bool]:
     if not isinstance(document, dict) or set(document) - {"user", "all"}:
         raise ClientError('The body must be {}, {"user": "<sub>"} or {"all": true}.')
     sub, everyone = document.get("user"), document.get("all", False)
-    if (sub is not None and (not isinstance(sub, str) or not _SUB.match(sub))) \
+    if (sub is not None and (not isinstance(sub, str) or not _SUB.fullmatch(sub))) \
             or not isinstance(everyone, bool) or (sub is not None and everyone):
         raise ClientError('The body must be {}, {"user": "<sub>"} or {"all": true}.')
     return sub, everyone
@@ -312,7 +397,7 @@ def handle_offline_job(
         if request.method != "POST":
             headers["Allow"] = "POST"
             raise ClientError("Use POST to run the job.", code="method_not_allowed", status=405)
-        sub, everyone = job_request(request)
+        sub, everyone = job_request(request, deps.config.request_body_timeout_seconds)
         run_id = run_id_from_headers(request.headers)
         if sub is not None:
             summary = run_one_user(deps, sub, run_id, log_fields=trace)

@@ -4,17 +4,26 @@ Cloud Logging reads `severity`, `message` and `logging.googleapis.com/trace` fro
 functions write one line per request with its outcome, and the job one per user and one per
 run. Nothing here may receive a code, token, secret or key; as a second line of defence,
 strings that look like Google credentials are masked before they are written.
+
+Users appear in logs only as `UserRefs.ref(sub)`: an HMAC of the `sub` under a key kept in
+Secret Manager, so that knowing a user's `sub` (or email) is not enough to find them in the logs.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import logging
 import re
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from .errors import Misconfigured
 
 # Shapes of Google credentials: access tokens, refresh tokens, authorization codes, JWTs.
 _CREDENTIAL = re.compile(
@@ -28,9 +37,69 @@ def mask_credentials(text: str) -> str:
     return _CREDENTIAL.sub("[redacted]", text)
 
 
-def user_ref(sub: str) -> str:
-    """A short, stable, non-reversible reference to a user for logs (never the email)."""
-    return hashlib.sha256(b"offline-access-user|" + sub.encode()).hexdigest()[:16]
+USER_REF_HEX_CHARS = 24  # 96 bits: no collisions among any realistic number of users
+MIN_LOG_KEY_BYTES = 32
+
+
+class UserRefs:
+    """A user's reference in the logs: HMAC-SHA256 of the `sub` under the log key.
+
+    The key is read on first use (or by `check_ready`, before a flow's first call to Google) and
+    kept; each reference then costs one HMAC. Two functions with the same key give a user the
+    same reference, so an operator can follow a user from sign-in to job runs.
+
+    Args:
+        load_key: returns the key's secret bytes (32 random bytes, base64-encoded).
+    """
+
+    def __init__(self, load_key: Callable[[], bytes]) -> None:
+        self._load_key = load_key
+        self._mac: hmac.HMAC | None = None
+        self._lock = threading.Lock()
+
+    def check_ready(self) -> None:
+        """Read the key now, so that a missing key fails before any work.
+
+        Raises:
+            Misconfigured, Unavailable: the key cannot be read, or is not a key.
+        """
+        self._keyed()
+
+    def _keyed(self) -> hmac.HMAC:
+        mac = self._mac
+        if mac is None:
+            with self._lock:
+                mac = self._mac
+                if mac is None:
+                    mac = self._mac = hmac.new(parse_log_key(self._load_key()), digestmod=hashlib.sha256)
+        return mac
+
+    def ref(self, sub: str) -> str:
+        """The user's reference; `unavailable` when the key cannot be read (logging never fails)."""
+        try:
+            mac = self._keyed().copy()
+        except Exception:  # a log line must still be written
+            return "unavailable"
+        mac.update(sub.encode())
+        return mac.hexdigest()[:USER_REF_HEX_CHARS]
+
+
+def parse_log_key(raw: bytes) -> bytes:
+    """The log key from its secret payload: at least 32 random bytes, base64-encoded.
+
+    Raises:
+        Misconfigured: anything else.
+    """
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < MIN_LOG_KEY_BYTES:
+        raise Misconfigured(
+            "The log key (LOG_USER_REF_KEY_VERSION) must hold at least 32 random bytes, "
+            "base64-encoded (make rotate-log-key adds one)."
+        )
+    return key
 
 
 def trace_field(project: str, header: str | None) -> dict[str, str]:

@@ -1,11 +1,13 @@
 """Builds each function's dependencies once per instance, on first use, and warms new workers.
 
-`build_shared` builds what every function uses (configuration, endpoints, secrets, the sealer,
-one pooled HTTP session, the user store); `build_exchange_dependencies`,
-`build_job_dependencies`, `build_account_dependencies` and `build_disconnect_dependencies` add
-what only one function needs. Nothing is created at import time,
-so cold starts stay close to a bare import of the client libraries, and tests build the same
-dependencies with the same constructors.
+`build_shared` builds what every function uses (configuration, endpoints, secrets, a sealer
+that seals with the public key only, one pooled HTTP session, the user store, the logs' user
+references); `build_exchange_dependencies`, `build_job_dependencies`,
+`build_account_dependencies` and `build_disconnect_dependencies` add what only one function
+needs, and `opening_sealer` gives the functions that must open tokens (the job, disconnect) the
+private keys the public functions never hold. Nothing is created at import time, so cold starts
+stay close to a bare import of the client libraries, and tests build the same dependencies with
+the same constructors.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .signin.prefetch import ColdStartPrefetch
 from .store import secrets as secret_store
 from .store import users as user_store
 from .store.sealing import SealingKeys, TokenSealer
+from .structured_log import UserRefs
 
 T = TypeVar("T")
 D = TypeVar("D", bound=SharedDependencies)
@@ -49,10 +52,30 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
         config=config,
         endpoints=GoogleEndpoints.from_env(environ),
         secrets=secrets,
-        sealer=TokenSealer(SealingKeys(secrets, config.sealing_key_version)),
+        sealer=TokenSealer(SealingKeys(secrets, config.sealing_public_key_version)),
         session=make_session(pool_size=pool_size, environ=environ),
         store=user_store.UserStore(user_store.make_client(config.project), config.users_collection),
+        user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
     )
+
+
+def opening_sealer(secrets: secret_store.SecretSource, config: Config) -> TokenSealer:
+    """A sealer that also opens tokens, for the functions that use them (never a public one).
+
+    Raises:
+        Misconfigured: `TOKEN_SEALING_PRIVATE_KEYS_SECRET` is not set.
+    """
+    if config.sealing_private_keys_secret is None:
+        raise Misconfigured(
+            "Set TOKEN_SEALING_PRIVATE_KEYS_SECRET to projects/PROJECT/secrets/NAME of the "
+            "private sealing keys: this function opens tokens."
+        )
+    return TokenSealer(SealingKeys(
+        secrets,
+        config.sealing_public_key_version,
+        private_keys_secret=config.sealing_private_keys_secret,
+        legacy_key_version=config.legacy_sealing_key_version,
+    ))
 
 
 def _extend(cls: type[D], shared: SharedDependencies, **own: Any) -> D:
@@ -104,8 +127,8 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         certificates=certificates,
         store=shared.store,
         # The session cookie is sealed after the exchange: its key must work before the code
-        # is spent.
-        checks=(sessions.check_ready,),
+        # is spent; the log key names the user in the request's log line.
+        checks=(sessions.check_ready, shared.user_refs.check_ready),
     )
     return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch,
                    sessions=sessions, cookies=cookies)
@@ -124,6 +147,7 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ) -> JobDepend
     config = Config.from_env(environ)
     tasks = offline_tasks.resolve(config.offline_tasks)
     shared = build_shared(environ, config, pool_size=config.job_concurrency)
+    shared.sealer = opening_sealer(shared.secrets, config)
     return _extend(JobDependencies, shared, tasks=tasks)
 
 
@@ -151,7 +175,10 @@ def build_disconnect_dependencies(environ: Mapping[str, str] = os.environ) -> Sh
     Raises:
         Misconfigured: a setting is missing or malformed.
     """
-    return build_shared(environ, Config.from_env(environ), pool_size=8)
+    config = Config.from_env(environ)
+    shared = build_shared(environ, config, pool_size=8)
+    shared.sealer = opening_sealer(shared.secrets, config)
+    return shared
 
 
 class Lazy(Generic[T]):

@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from localdev.local_google.control import GoogleControl
 from localdev.processes import REPO, FunctionServer, free_port
 from localdev.site_config import write_config
+from localdev.stack_secrets import public_only
 from localdev.static_server import SITE_DIR, StaticSite
 from tests.browser.flows import expect_signed_out
 from tests.stack_values import CLIENT_ID, PAGE_ORIGIN, SCOPES
@@ -74,6 +75,10 @@ def browser() -> Browser:
 ACCOUNT_SA = "offline-access-account@demo-test.iam.gserviceaccount.com"
 # The page's branding in the browser tests (the branded test writes its own).
 TEST_BRAND = {"appName": "Offline Access Demo"}
+
+
+# The functions that open tokens (they revoke grants); the others only seal.
+OPENING_FUNCTIONS = ("disconnect_user", "run_offline_job")
 
 
 @dataclass
@@ -153,7 +158,9 @@ class BrowserStack:
         if running is not None and running.popen.poll() is None:
             return
         extra = self.account_env if name == "account_api" else {}
-        self.functions[name] = FunctionServer(name, {**self.env, **extra}, port=self.ports[name],
+        # As deployed: the public functions seal with the public key and hold no key that opens.
+        base = self.env if name in OPENING_FUNCTIONS else public_only(self.env)
+        self.functions[name] = FunctionServer(name, {**base, **extra}, port=self.ports[name],
                                               output=self.log_path.open("a"))
 
     def start_exchange(self) -> None:

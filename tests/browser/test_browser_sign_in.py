@@ -94,8 +94,9 @@ def test_full_sign_in_stores_a_sealed_refresh_token(page: Page, stack, firestore
     assert DRIVE_APPDATA in doc["granted_scopes"]
     sealed = doc["refresh_token"]
     assert isinstance(sealed, dict)
-    assert isinstance(sealed["ciphertext"], bytes) and len(sealed["ciphertext"]) > 16
-    assert isinstance(sealed["nonce"], bytes) and len(sealed["nonce"]) == 12
+    # HPKE to the public key: the encapsulated key (1,120 bytes for ML-KEM-768 + X25519), then
+    # the ciphertext and its 16-byte tag.
+    assert sealed["v"] == 2 and isinstance(sealed["ct"], bytes) and len(sealed["ct"]) > 1120 + 16
     [refresh_token] = issued_refresh_tokens(stack.google, sub)
     strings = all_strings(doc)
     assert not any(refresh_token in s or s.startswith("1//") or "ya29." in s for s in strings)
@@ -328,7 +329,7 @@ def test_google_sample_request_is_accepted(new_page, stack, firestore_client):
     assert headers["origin"] == stack.page_url
     assert request.post_data == minted["code"]
     _, doc = user_doc(firestore_client, ALICE)
-    assert isinstance(doc["refresh_token"]["ciphertext"], bytes)
+    assert doc["refresh_token"]["v"] == 2 and isinstance(doc["refresh_token"]["ct"], bytes)
     expect(page.locator("#status")).to_have_text("Server answered 200.")
 
 

@@ -105,7 +105,8 @@ def test_variables_without_a_safe_default_are_required(tf):
 
 def test_key_variables_are_validated(tf):
     for name in ("project_id", "region", "oauth_client_id", "oauth_client_secret_version",
-                 "token_sealing_key_version", "oauth_scopes", "name_prefix",
+                 "token_sealing_key_version", "token_sealing_public_key_version",
+                 "log_user_ref_key_version", "oauth_scopes", "name_prefix",
                  "exchange_max_instances", "users_collection"):
         assert tf.variables[name].get("validation"), f"variable {name} has no validation"
 
@@ -160,7 +161,9 @@ def test_no_variable_carries_a_secret_value(tf):
 
 def test_secrets_are_created_empty(tf):
     secrets = tf.resources("google_secret_manager_secret")
-    assert set(secrets) == {"oauth_client_secret", "token_sealing_key", "session_key"}
+    assert set(secrets) == {"oauth_client_secret", "token_sealing_public_keys",
+                            "token_sealing_private_keys", "token_sealing_key", "log_user_ref_key",
+                            "session_key"}
     for name, body in secrets.items():
         replication = tf.block(body["replication"])
         assert "auto" in replication, f"secret {name} should use automatic replication"
@@ -181,19 +184,65 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
         assert secret, f"{name}: binds on {body['secret_id']!r}, not on a secret of ours"
         granted.add((secret.group(1), sa_of(tf, body["member"])))
     assert granted == {
+        # The exchange seals with the public key and logs users by the log key.
         ("oauth_client_secret", "exchange"),
-        ("token_sealing_key", "exchange"),
-        # The job refreshes tokens: it needs the client secret too.
+        ("token_sealing_public_keys", "exchange"),
+        ("log_user_ref_key", "exchange"),
+        # The job refreshes tokens: it needs the client secret too, and it opens and re-seals
+        # them: the private keys, the first releases' AES keys and the public key.
         ("oauth_client_secret", "job"),
+        ("token_sealing_public_keys", "job"),
+        ("token_sealing_private_keys", "job"),
         ("token_sealing_key", "job"),
+        ("log_user_ref_key", "job"),
         # The session key: the two public functions, which set and read the cookie.
         ("session_key", "exchange"),
         ("session_key", "account"),
+        ("log_user_ref_key", "account"),
         # disconnect_user opens the token to revoke it; revocation needs no client secret.
+        ("token_sealing_private_keys", "disconnect"),
+        ("token_sealing_public_keys", "disconnect"),
         ("token_sealing_key", "disconnect"),
+        ("log_user_ref_key", "disconnect"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
+
+
+OPENING_SECRETS = {"token_sealing_private_keys", "token_sealing_key"}
+
+
+def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
+    """Review fault 4: code execution or SSRF in a public function must not expose tokens."""
+    functions = tf.resources(FUNCTION_TYPE)
+    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect")}
+    public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account")}
+    for name, body in tf.resources("google_secret_manager_secret_iam_member").items():
+        secret = tf.ref(body["secret_id"]).split(".")[1]
+        if secret in OPENING_SECRETS:
+            assert sa_of(tf, body["member"]) in opening, (
+                f"{name}: only the job and disconnect_user may read {secret}")
+    for function, sa in public.items():
+        # Not by project-wide roles either, nor by its environment.
+        for name, body in tf.resources("google_project_iam_member").items():
+            if sa_of(tf, body["member"]) == sa:
+                assert not re.search(r"secretmanager|owner|editor", str(body["role"])), name
+        env = tf.block(functions[function]["service_config"])["environment_variables"]
+        assert "opening_environment" not in env and "local.function_environment" in env, function
+    shared = tf.locals["function_environment"]
+    assert not {"TOKEN_SEALING_PRIVATE_KEYS_SECRET", "TOKEN_SEALING_KEY_VERSION"} & set(shared)
+    assert not any(secret in str(value) for value in shared.values() for secret in OPENING_SECRETS)
+    job_env = tf.locals["opening_environment"]
+    assert job_env.startswith("${merge(local.function_environment, ")
+    assert "TOKEN_SEALING_PRIVATE_KEYS_SECRET = google_secret_manager_secret.token_sealing_private_keys.id" \
+        in job_env
+
+
+def test_sealed_ciphertexts_are_not_indexed(tf):
+    [field] = tf.resources("google_firestore_field").values()
+    assert field["for_each"] == '${toset(["refresh_token.ct", "access_token.ct"])}'
+    assert tf.block(field["index_config"]) == {"__is_block__": True}  # empty: no index at all
+    assert tf.ref(field["collection"]) == "var.users_collection"
 
 
 def test_no_project_level_secret_access(tf):
@@ -446,7 +495,10 @@ def test_firestore_rules_deny_every_client(terraform_dir, tf):
 
 
 def test_function_environment_matches_the_design(tf, repo_root):
-    env = tf.locals["function_environment"]
+    # The job's own settings (the keys that open tokens) are merged over the shared ones.
+    env = {**tf.locals["function_environment"],
+           **{name: "" for name in ("TOKEN_SEALING_PRIVATE_KEYS_SECRET", "TOKEN_SEALING_KEY_VERSION")
+              if name in tf.locals["opening_environment"]}}
     design = design_configuration(repo_root)
     assert {"GOOGLE_CLOUD_PROJECT", "OAUTH_CLIENT_SECRET_VERSION", "JOB_TIME_BUDGET_SECONDS"} <= design
     # Every setting of the contract is set explicitly, and nothing the functions ignore.
@@ -459,12 +511,17 @@ def test_function_environment_matches_the_design(tf, repo_root):
         r"\$\{google_secret_manager_secret\.oauth_client_secret\.id\}/versions/\$\{var\.oauth_client_secret_version\}",
         env["OAUTH_CLIENT_SECRET_VERSION"])
     assert re.fullmatch(
-        r"\$\{google_secret_manager_secret\.token_sealing_key\.id\}/versions/\$\{var\.token_sealing_key_version\}",
-        env["TOKEN_SEALING_KEY_VERSION"])
+        r"\$\{google_secret_manager_secret\.token_sealing_public_keys\.id\}/versions/"
+        r"\$\{var\.token_sealing_public_key_version\}", env["TOKEN_SEALING_PUBLIC_KEY_VERSION"])
+    assert re.fullmatch(
+        r"\$\{google_secret_manager_secret\.log_user_ref_key\.id\}/versions/\$\{var\.log_user_ref_key_version\}",
+        env["LOG_USER_REF_KEY_VERSION"])
+    assert '"${google_secret_manager_secret.token_sealing_key.id}/versions/${var.token_sealing_key_version}"' \
+        in tf.locals["opening_environment"]
     assert tf.ref(env["ALLOWED_ORIGINS"]) == 'join(",", local.allowed_origins)'
     functions = tf.resources(FUNCTION_TYPE)
     assert tf.block(functions["job"]["service_config"])["environment_variables"] == \
-        "${local.function_environment}"
+        "${local.opening_environment}"
     assert "local.function_environment" in \
         tf.block(functions["exchange"]["service_config"])["environment_variables"]
 
@@ -485,7 +542,9 @@ def test_region_is_one_where_hosting_can_rewrite_to_cloud_run(tf):
 
 def test_deployment_reports_secret_versions_still_latest(tf):
     value = tf.outputs["unpinned_secret_versions"]["value"]
-    assert "var.oauth_client_secret_version" in value and "var.token_sealing_key_version" in value
+    for name in ("oauth_client_secret_version", "token_sealing_public_key_version",
+                 "log_user_ref_key_version", "session_key_version"):
+        assert f"var.{name}" in value, name
     assert '"latest"' in value
 
 
@@ -596,7 +655,8 @@ def test_outputs_cover_urls_origin_and_secrets(tf):
     outputs = tf.outputs
     for name in ("page_url", "oauth_javascript_origin", "exchange_url", "exchange_function_uri",
                  "job_function_uri", "secrets_to_fill", "oauth_client_secret_id",
-                 "token_sealing_key_secret_id", "project_id"):
+                 "token_sealing_key_secret_id", "token_sealing_key_secrets", "key_operations_env",
+                 "project_id"):
         assert name in outputs, f"output {name} is missing"
     for name, body in outputs.items():
         assert str(body.get("description", "")).strip(), f"output {name} has no description"
@@ -663,7 +723,10 @@ def test_account_api_is_public_capped_and_holds_no_token_key(tf):
     assert [(b["role"], b["member"]) for _, _, b in bindings] == [(RUN_INVOKER, "allUsers")]
     readable = {tf.ref(b["secret_id"]) for b in tf.resources("google_secret_manager_secret_iam_member").values()
                 if sa_of(tf, b["member"]) == "account"}
-    assert readable == {"google_secret_manager_secret.session_key.secret_id"}
+    # The session key, and the log key for the user references of its log lines: nothing that
+    # seals or opens a token.
+    assert readable == {"google_secret_manager_secret.session_key.secret_id",
+                        "google_secret_manager_secret.log_user_ref_key.secret_id"}
     env = service["environment_variables"]
     assert "local.function_environment" in env
     assert "google_cloudfunctions2_function.disconnect.service_config[0].uri" in env

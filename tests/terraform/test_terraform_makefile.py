@@ -2,12 +2,14 @@
 
 The fakes stand in for `terraform output -raw` and `gcloud secrets versions add`; gcloud
 records its arguments and its standard input, so the tests can show that a secret travels
-through stdin only, never through argv or the terminal output.
+through stdin only, never through argv or the terminal output. The key operations run for real
+(`python -m offline_access.store.sealing_keys`) against a local Secret Manager.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -17,14 +19,23 @@ from pathlib import Path
 
 import pytest
 
+from localdev.local_secret_manager import LocalSecretManager
 from tools.tf_offline_plan import copy_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
-TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "rotate-session-key",
-           "lint-tf", "test-tf", "tf-offline-cache")
+TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "sealing-key-status",
+           "retire-sealing-key", "rotate-log-key", "rotate-session-key", "lint-tf", "test-tf",
+           "tf-offline-cache")
 LEAD_OWNED = ("test", "dev", "bench")
 SECRET = "GOCSPX-canary-secret-for-make"
+PUBLIC_KEYS = "projects/demo-project/secrets/offline-access-token-sealing-public-keys"
+PRIVATE_KEYS = "projects/demo-project/secrets/offline-access-token-sealing-private-keys"
+LOG_KEY = "projects/demo-project/secrets/offline-access-log-user-ref-key"
+KEYS_ENV = {"GOOGLE_CLOUD_PROJECT": "demo-project",
+            "TOKEN_SEALING_PUBLIC_KEY_VERSION": f"{PUBLIC_KEYS}/versions/latest",
+            "TOKEN_SEALING_PRIVATE_KEYS_SECRET": PRIVATE_KEYS,
+            "LOG_USER_REF_KEY_VERSION": f"{LOG_KEY}/versions/latest"}
 
 needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("bash")),
                                 reason="GNU make and bash are needed")
@@ -42,12 +53,14 @@ def tools(tmp_path: Path) -> dict[str, Path]:
     bin_dir.mkdir()
     record = tmp_path / "record"
     record.mkdir()
+    keys_env = " ".join(f"{k}={v}" for k, v in KEYS_ENV.items())
     outputs = {"project_id": "demo-project",
                "oauth_client_secret_id": "offline-access-oauth-client-secret",
                "token_sealing_key_secret_id": "offline-access-token-sealing-key",
                "oauth_javascript_origin": "https://demo-project-signin.web.app",
                "page_url": "https://demo-project-signin.web.app/",
-               "session_key_secret_id": "offline-access-session-key"}
+               "session_key_secret_id": "offline-access-session-key",
+               "key_operations_env": keys_env}
     cases = "\n".join(f'  {k}) printf %s "{v}" ;;' for k, v in outputs.items())
     # init and apply are recorded; `output -raw NAME` answers from the table above, or from
     # record/output-NAME when a test writes one (an empty file: an empty output).
@@ -73,8 +86,9 @@ echo "projects/123/secrets/x/versions/7"
     return {"bin": bin_dir, "record": record, "terraform": terraform, "makefile": makefile}
 
 
-def make(tools: dict[str, Path], target: str, stdin: str = "", **variables: str):
-    env = dict(os.environ, PATH=f"{tools['bin']}:{os.environ['PATH']}")
+def make(tools: dict[str, Path], target: str, stdin: str = "", environ: dict[str, str] | None = None,
+         **variables: str):
+    env = dict(os.environ, PATH=f"{tools['bin']}:{os.environ['PATH']}", **(environ or {}))
     args = ["make", "--no-print-directory", "-f", str(tools["makefile"]), target,
             f"TF_BIN={tools['terraform']}"] + [f"{k}={v}" for k, v in variables.items()]
     return subprocess.run(args, cwd=REPO_ROOT, input=stdin, capture_output=True, text=True,
@@ -147,16 +161,65 @@ def test_set_client_secret_refuses_empty_input(tools):
     assert not (tools["record"] / "gcloud-args").exists()
 
 
+@pytest.fixture
+def secret_manager():
+    server = LocalSecretManager().start()
+    for secret in (PUBLIC_KEYS, PRIVATE_KEYS, LOG_KEY):
+        server.create_secret(secret)
+    yield server
+    server.stop()
+
+
 @needs_make
-@pytest.mark.parametrize("target, secret", [("rotate-sealing-key", "offline-access-token-sealing-key"),
-                                            ("rotate-session-key", "offline-access-session-key")])
-def test_key_rotations_add_32_random_bytes(tools, target, secret):
+def test_rotate_sealing_key_adds_a_key_pair_in_step(tools, secret_manager):
+    emulator = {"SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port}
+    private_keys = []
+    for key_id in ("1", "2"):
+        result = make(tools, "rotate-sealing-key", environ=emulator)
+        assert result.returncode == 0, result.stderr
+        assert f"Added key {key_id} (MLKEM768_X25519)" in result.stdout
+        public = json.loads(secret_manager.payload(f"{PUBLIC_KEYS}/versions/{key_id}"))
+        private = json.loads(secret_manager.payload(f"{PRIVATE_KEYS}/versions/{key_id}"))
+        # The public half names the private half's version: the key id.
+        assert public["key_id"] == key_id and public["suite"] == private["suite"]
+        assert len(base64.b64decode(private["private_key"])) == 96
+        assert private["private_key"] not in result.stdout + result.stderr
+        private_keys.append(private["private_key"])
+    assert private_keys[0] != private_keys[1]
+    assert not (tools["record"] / "gcloud-args").exists()  # no key ever passes through argv
+
+
+@needs_make
+def test_the_key_pairs_suite_can_be_chosen(tools, secret_manager):
+    result = make(tools, "rotate-sealing-key", SUITE="X25519",
+                  environ={"SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(secret_manager.payload(f"{PUBLIC_KEYS}/versions/1"))["suite"] == "X25519"
+
+
+@needs_make
+def test_rotate_log_key_adds_32_random_bytes(tools, secret_manager):
+    result = make(tools, "rotate-log-key",
+                  environ={"SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port})
+    assert result.returncode == 0, result.stderr
+    key = secret_manager.payload(f"{LOG_KEY}/versions/1")
+    assert len(base64.b64decode(key, validate=True)) == 32 and key.decode() not in result.stdout
+
+
+@needs_make
+def test_retire_sealing_key_needs_a_key(tools):
+    result = make(tools, "retire-sealing-key")
+    assert result.returncode != 0 and "KEY=N" in result.stderr
+
+
+@needs_make
+def test_rotate_session_key_adds_32_random_bytes(tools):
     keys = []
     for _ in range(2):
-        result = make(tools, target)
+        result = make(tools, "rotate-session-key")
         assert result.returncode == 0, result.stderr
         args = (tools["record"] / "gcloud-args").read_text().splitlines()
-        assert args[:4] == ["secrets", "versions", "add", secret]
+        assert args[:4] == ["secrets", "versions", "add", "offline-access-session-key"]
         assert "--data-file=-" in args and "--project=demo-project" in args
         key = (tools["record"] / "gcloud-stdin").read_text()
         assert len(key) == 44 and len(base64.b64decode(key, validate=True)) == 32
@@ -166,7 +229,8 @@ def test_key_rotations_add_32_random_bytes(tools, target, secret):
 
 
 @needs_make
-@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key", "rotate-session-key"])
+@pytest.mark.parametrize("target", ["set-client-secret", "rotate-sealing-key", "sealing-key-status",
+                                    "rotate-log-key", "rotate-session-key"])
 def test_secret_targets_need_a_deployment(tools, target):
     (tools["record"] / "no-state").touch()
 

@@ -32,7 +32,7 @@ EXISTING_PROJECT = TERRAFORM_DIR / "examples" / "existing-project.tfvars"
 # What each tfvars file plans to create. The numbers are pinned so that a change in what a
 # deployment creates is a deliberate edit here; test_plans_create_what_the_configuration_declares
 # derives the same sets from the parsed .tf files.
-EXPECTED_ADD = {EXAMPLE.name: 59, ALL_FEATURES.name: 60, EXISTING_PROJECT.name: 54}
+EXPECTED_ADD = {EXAMPLE.name: 72, ALL_FEATURES.name: 73, EXISTING_PROJECT.name: 67}
 # Resources behind a switch: created only when it is on.
 SWITCHED = {
     "google_firebase_hosting_custom_domain.page": "custom_domain",

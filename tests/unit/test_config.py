@@ -10,7 +10,8 @@ class TestConfig:
     BASE = {
         "GOOGLE_CLOUD_PROJECT": "p", "OAUTH_CLIENT_ID": "c",
         "OAUTH_CLIENT_SECRET_VERSION": "projects/p/secrets/s/versions/3",
-        "TOKEN_SEALING_KEY_VERSION": "projects/p/secrets/k/versions/latest",
+        "TOKEN_SEALING_PUBLIC_KEY_VERSION": "projects/p/secrets/k/versions/latest",
+        "LOG_USER_REF_KEY_VERSION": "projects/p/secrets/l/versions/2",
         "ALLOWED_ORIGINS": "https://a.example, http://localhost:8080",
     }
 
@@ -19,9 +20,20 @@ class TestConfig:
         assert config.redirect_uri == "postmessage"
         assert config.allowed_origins == ("https://a.example", "http://localhost:8080")
         assert "openid" in config.scopes and config.users_collection == "users"
+        # Nothing that opens tokens unless it is given: a public function's configuration.
+        assert config.sealing_private_keys_secret is None and config.legacy_sealing_key_version is None
+        assert config.request_body_timeout_seconds == 10
+
+    def test_the_keys_that_open_tokens_are_optional_settings(self):
+        config = Config.from_env({**self.BASE,
+                                  "TOKEN_SEALING_PRIVATE_KEYS_SECRET": "projects/p/secrets/priv",
+                                  "TOKEN_SEALING_KEY_VERSION": "projects/p/secrets/aes/versions/1"})
+        assert config.sealing_private_keys_secret == "projects/p/secrets/priv"
+        assert config.legacy_sealing_key_version == "projects/p/secrets/aes/versions/1"
 
     @pytest.mark.parametrize("name", ["GOOGLE_CLOUD_PROJECT", "OAUTH_CLIENT_ID",
-                                      "OAUTH_CLIENT_SECRET_VERSION", "TOKEN_SEALING_KEY_VERSION"])
+                                      "OAUTH_CLIENT_SECRET_VERSION", "TOKEN_SEALING_PUBLIC_KEY_VERSION",
+                                      "LOG_USER_REF_KEY_VERSION"])
     def test_missing_required_setting_names_the_variable(self, name):
         env = dict(self.BASE)
         del env[name]
@@ -31,6 +43,8 @@ class TestConfig:
 
     @pytest.mark.parametrize("name,value", [
         ("OAUTH_CLIENT_SECRET_VERSION", "projects/p/secrets/s"),
+        ("TOKEN_SEALING_PRIVATE_KEYS_SECRET", "projects/p/secrets/priv/versions/1"),
+        ("TOKEN_SEALING_KEY_VERSION", "projects/p/secrets/aes"),
         ("ALLOWED_ORIGINS", "https://a.example/"),
         ("ALLOWED_ORIGINS", "*"),
         ("JOB_CONCURRENCY", "many"),

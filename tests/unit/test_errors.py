@@ -34,6 +34,13 @@ def test_the_docstring_draws_every_class():
     (errors.SealError("x"), False, False, "needs_reauth", 409),
     (errors.CodeRejected("x"), False, False, "code_rejected", 400),
     (errors.DomainNotAllowed(), False, False, "domain_not_allowed", 403),
+    # Per-user failures are never outages: they never count toward the job's breaker.
+    (errors.IdTokenRejected("x"), False, False, "upstream_invalid", 502),
+    (errors.RefreshRefused("invalid_request", 400), False, False, "refresh_refused", 502),
+    (errors.InvalidScope(), False, False, "refresh_refused", 502),
+    (errors.SealingKeyGone(), False, False, "needs_reauth", 409),
+    (errors.DeadlineReached(), True, False, "deadline_reached", 503),
+    (errors.SecretVersionGone("fix"), False, True, "misconfigured", 500),
 ])
 def test_attributes(error, retryable, outage, reason, status):
     assert (error.retryable, error.outage, error.reason, error.status) == \

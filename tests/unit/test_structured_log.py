@@ -1,10 +1,15 @@
 """Structured log lines, credential masking, trace fields, user references."""
 
+import base64
+import hashlib
+import hmac
 import json
+import os
 
 import pytest
 
-from offline_access.structured_log import emit, mask_credentials, trace_field, user_ref
+from offline_access.errors import Misconfigured
+from offline_access.structured_log import UserRefs, emit, mask_credentials, parse_log_key, trace_field
 
 
 class TestLogs:
@@ -26,6 +31,43 @@ class TestLogs:
     def test_bad_trace_header_is_ignored(self):
         assert trace_field("p", "not a trace!/x") == {}
 
-    def test_user_ref_is_stable_and_not_the_sub(self):
-        assert user_ref("1234") == user_ref("1234") != "1234"
-        assert len(user_ref("1234")) == 16
+
+
+class TestUserRefs:
+    KEY = os.urandom(32)
+
+    def refs(self, key: bytes = KEY) -> UserRefs:
+        return UserRefs(lambda: base64.b64encode(key))
+
+    def test_a_reference_is_stable_and_not_the_sub(self):
+        refs = self.refs()
+        assert refs.ref("1234") == refs.ref("1234") != "1234"
+        assert len(refs.ref("1234")) == 24 and refs.ref("1234") != refs.ref("1235")
+
+    def test_a_reference_is_an_hmac_under_the_key_not_a_plain_hash(self):
+        # Knowing a user's sub is not enough to find them in the logs (review fault 9).
+        unsalted = hashlib.sha256(b"offline-access-user|1234").hexdigest()
+        ref = self.refs().ref("1234")
+        assert not unsalted.startswith(ref[:16]) and ref not in hashlib.sha256(b"1234").hexdigest()
+        assert ref == hmac.new(self.KEY, b"1234", hashlib.sha256).hexdigest()[:24]
+        assert self.refs(os.urandom(32)).ref("1234") != ref
+
+    def test_the_key_is_read_once(self):
+        reads = []
+        refs = UserRefs(lambda: reads.append(1) or base64.b64encode(self.KEY))
+        for sub in ("1", "2", "3"):
+            refs.ref(sub)
+        assert reads == [1]
+
+    @pytest.mark.parametrize("raw", [b"short", b"a 32-character passphrase, no!!!", base64.b64encode(b"x" * 16)],
+                             ids=["short", "passphrase", "16 bytes"])
+    def test_a_log_key_must_be_32_random_bytes_in_base64(self, raw):
+        with pytest.raises(Misconfigured):
+            parse_log_key(raw)
+        with pytest.raises(Misconfigured):
+            UserRefs(lambda: raw).check_ready()
+
+    def test_an_unreadable_key_never_breaks_a_log_line(self):
+        def unreadable() -> bytes:
+            raise Misconfigured("no key")
+        assert UserRefs(unreadable).ref("1234") == "unavailable"

@@ -31,7 +31,6 @@ from ..errors import ClientError
 from ..store.accounts import AccountStore
 from ..store.job_claims import DueUser
 from ..store.users import STATUS_DISCONNECTING, session_generation
-from ..structured_log import user_ref
 from . import lifecycle
 from .internal_call import DisconnectCaller
 from .sessions import CookiePolicy, CookieState, SessionCodec, SignInAttempt, new_state
@@ -124,7 +123,7 @@ def me(deps: AccountDependencies, cookie: str | None) -> Answer:
     user = current_user(deps, state)
     if user is None:
         return _signed_out(deps, state)
-    return Answer(200, account_body(user.sub, user.data, deps.config.scopes), user=user_ref(user.sub))
+    return Answer(200, account_body(user.sub, user.data, deps.config.scopes), user=deps.user_refs.ref(user.sub))
 
 
 def sign_in_attempt(deps: AccountDependencies, cookie: str | None) -> Answer:
@@ -147,7 +146,7 @@ def sign_out_everywhere(deps: AccountDependencies, cookie: str | None) -> Answer
         return _signed_out(deps, state)
     deps.accounts.end_sessions(user.sub, deps.now())
     return Answer(200, {"status": "signed_out", "everywhere": True}, _cookie(deps, CookieState()),
-                  user=user_ref(user.sub))
+                  user=deps.user_refs.ref(user.sub))
 
 
 def disconnect(deps: AccountDependencies, cookie: str | None) -> Answer:
@@ -159,7 +158,7 @@ def disconnect(deps: AccountDependencies, cookie: str | None) -> Answer:
     user = deps.accounts.get(sub)
     cleared = _cookie(deps, CookieState())
     if user is None:  # disconnected already (a retry after a lost answer)
-        return Answer(200, _disconnected(None), cleared, user=user_ref(sub))
+        return Answer(200, _disconnected(None), cleared, user=deps.user_refs.ref(sub))
     pending = user.data.get("status") == STATUS_DISCONNECTING
     if not pending:
         if current_user(deps, state) is None:
@@ -167,7 +166,7 @@ def disconnect(deps: AccountDependencies, cookie: str | None) -> Answer:
         deps.accounts.mark_disconnecting(sub, deps.now(), lifecycle.REQUESTED_BY_USER)
     result = deps.disconnect_caller.request(sub, lifecycle.REQUESTED_BY_USER)
     if result is not None and result.finished:
-        return Answer(200, _disconnected(result.revoked), cleared, user=user_ref(sub))
+        return Answer(200, _disconnected(result.revoked), cleared, user=deps.user_refs.ref(sub))
     completes_by = deps.now() + dt.timedelta(seconds=deps.config.job_schedule_period_seconds)
     return Answer(202, {
         "status": "disconnecting",
@@ -175,7 +174,7 @@ def disconnect(deps: AccountDependencies, cookie: str | None) -> Answer:
         "message": "Google couldn't be reached just now. The app has stopped using your access "
                    "and ended your sessions. At its next scheduled run it revokes the permission "
                    "and deletes everything it stored about you.",
-    }, cleared, user=user_ref(sub))
+    }, cleared, user=deps.user_refs.ref(sub))
 
 
 def _disconnected(revoked: str | None) -> dict[str, Any]:

@@ -34,10 +34,12 @@ from ..googleapis.token_endpoint import revoke_token
 from ..store import accounts as account_store
 from ..store.job_claims import DueUser
 from ..store.users import stored_time
-from ..structured_log import emit, user_ref
+from ..structured_log import emit
 
 REQUESTED_BY_USER = "user"
 REQUESTED_BY_OPERATOR = "operator"
+# The job, for a user whose Workspace domain is no longer in ALLOWED_HOSTED_DOMAINS.
+REQUESTED_BY_POLICY = "domain_policy"
 # Long enough for one revoke call and one delete; a crashed worker's lease lapses by itself.
 LEASE = dt.timedelta(seconds=120)
 
@@ -99,7 +101,7 @@ def revoke_and_delete(deps: SharedDependencies, sub: str, *, requested_by: str,
         revoked = _revoke(deps, user)
     except OfflineAccessError as exc:
         accounts.release_disconnect(user, exc.reason, deps.now())
-        fields: dict[str, Any] = {"event": "account_disconnect_deferred", "user": user_ref(sub),
+        fields: dict[str, Any] = {"event": "account_disconnect_deferred", "user": deps.user_refs.ref(sub),
                                   "error": exc.reason, "requested_by": requested_by}
         if isinstance(exc, Misconfigured):
             fields["fix"] = exc.fix
@@ -107,7 +109,7 @@ def revoke_and_delete(deps: SharedDependencies, sub: str, *, requested_by: str,
              f"account disconnect deferred ({exc.reason})", stream=log_stream, **fields)
         return DisconnectResult(DEFERRED, error=exc.reason)
     deleted = accounts.delete_user(sub)
-    _audit(user, revoked, deleted, requested_by, now, log_stream)
+    _audit(user, deps.user_refs.ref(sub), revoked, deleted, requested_by, now, log_stream)
     return DisconnectResult(DELETED, revoked=revoked, records_deleted=deleted)
 
 
@@ -132,8 +134,8 @@ def _revoke(deps: SharedDependencies, user: DueUser) -> str:
     return UNREADABLE_TOKEN if unreadable else NO_TOKEN
 
 
-def _audit(user: DueUser, revoked: str, deleted: int, requested_by: str, now: dt.datetime,
-           log_stream: TextIO | None) -> None:
+def _audit(user: DueUser, user_ref: str, revoked: str, deleted: int, requested_by: str,
+           now: dt.datetime, log_stream: TextIO | None) -> None:
     disconnect = user.data.get("disconnect")
     disconnect = disconnect if isinstance(disconnect, dict) else {}
     requested_at = stored_time(disconnect.get("requested_at"))
@@ -142,7 +144,7 @@ def _audit(user: DueUser, revoked: str, deleted: int, requested_by: str, now: dt
         "account disconnected: grant revoked at Google and every record deleted",
         stream=log_stream,
         event="account_disconnected",
-        user=user_ref(user.sub),
+        user=user_ref,
         requested_by=disconnect.get("requested_by") or requested_by,
         requested_at=requested_at.isoformat() if requested_at else None,
         completed_at=now.isoformat(),

@@ -30,6 +30,8 @@ REAUTH_MESSAGES = {
                            "access after 7 days.",
     "unused_6_months": "The app's access expired because it was not used for six months.",
     "unreadable_token": "The app can no longer read the permission it stored.",
+    "time_based_access_expiry": "The time you chose when you gave the app access has run out.",
+    "refresh_refused": "Google keeps refusing the app's access to your account.",
     "token_limit_eviction": "Google ended this access because too many newer sign-ins to the "
                             "app were made with your account.",
     "unknown": "Google no longer accepts the app's access.",

@@ -20,7 +20,9 @@ from ..errors import (
     CodeRejected,
     GoogleUnavailable,
     GrantRevoked,
+    InvalidScope,
     Misconfigured,
+    RefreshRefused,
     Unavailable,
     UpstreamInvalid,
 )
@@ -70,6 +72,8 @@ def _parse_success(response: requests.Response, *, need_id_token: bool) -> Token
     except (TypeError, ValueError):
         expires_in = 3599
     rt_expires = document.get("refresh_token_expires_in")
+    if isinstance(rt_expires, str) and rt_expires.isascii() and rt_expires.isdigit():
+        rt_expires = int(rt_expires)
     scope = document.get("scope", "")
     return TokenResponse(
         access_token=access_token,
@@ -77,7 +81,8 @@ def _parse_success(response: requests.Response, *, need_id_token: bool) -> Token
         scopes=tuple(scope.split()) if isinstance(scope, str) else (),
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         id_token=id_token if isinstance(id_token, str) else None,
-        refresh_token_expires_in=int(rt_expires) if isinstance(rt_expires, int) else None,
+        refresh_token_expires_in=(
+            rt_expires if isinstance(rt_expires, int) and not isinstance(rt_expires, bool) else None),
     )
 
 
@@ -186,7 +191,9 @@ def refresh_access_token(
 
     Raises:
         GrantRevoked: the refresh token is dead (`invalid_grant`); reason in `.reason`.
-        Misconfigured: the client is rejected, or scopes were asked that were never granted.
+        Misconfigured: the client is rejected (the deployment's fault, for every user).
+        InvalidScope: `scopes` holds a scope the grant lacks (retry without `scopes`).
+        RefreshRefused: another 4xx: this user's refresh was refused.
         GoogleUnavailable: 429, 5xx, timeout or connection failure; may be retried.
         UpstreamInvalid: the answer is unusable.
     """
@@ -215,8 +222,14 @@ def refresh_access_token(
     if error in ("invalid_client", "unauthorized_client", "deleted_client"):
         raise _client_misconfigured(error)
     if error == "invalid_scope":
-        raise Misconfigured("A refresh asked for scopes the user never granted.")
+        raise InvalidScope(response.status_code)
+    if 400 <= response.status_code < 500:
+        raise RefreshRefused(error or f"http_{response.status_code}", response.status_code)
     raise UpstreamInvalid(f"Google's token endpoint refused the refresh ({error or response.status_code}).")
+
+
+REVOKED = "revoked"
+ALREADY_REVOKED = "already_revoked"
 
 
 def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
@@ -225,9 +238,6 @@ def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: f
         return revoke_token(session, revoke_url, token, timeout=timeout) == REVOKED
     except (GoogleUnavailable, UpstreamInvalid):
         return False
-
-REVOKED = "revoked"
-ALREADY_REVOKED = "already_revoked"
 
 
 def revoke_token(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> str:

@@ -1,7 +1,7 @@
 """The authorized session the offline tasks call Google with, as one user.
 
 - retries 429, 5xx, rate-limit 403s and (for idempotent methods) timeouts with the user's
-  `Retrier`, never past the run's deadline;
+  `Retrier`, never past the run's deadline; each call's timeout is cut to what is left of it;
 - on a 401, refreshes once and retries once: a second 401 is the task's failure, never a loop.
 
 It is plain `requests` over the instance's pooled session: one connection pool shared by every
@@ -86,7 +86,8 @@ class ApiSession:
         401, and retries of 429, 5xx, rate-limit 403s and, for idempotent methods, timeouts).
 
         Raises:
-            GoogleUnavailable: still failing when the retries or the deadline ran out.
+            GoogleUnavailable: still failing when the retries ran out.
+            DeadlineReached: the run's deadline came first.
             GrantRevoked: the forced refresh found the refresh token dead.
         """
         method = method.upper()
@@ -120,7 +121,8 @@ class ApiSession:
         self.calls += 1
         try:
             response = self._http.request(
-                method, url, params=params, json=json, headers=all_headers, timeout=self._timeout
+                method, url, params=params, json=json, headers=all_headers,
+                timeout=self._retrier.timeout(self._timeout),
             )
         except requests.RequestException as exc:
             if method in _IDEMPOTENT or never_sent(exc):

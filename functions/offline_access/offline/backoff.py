@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import GoogleUnavailable
+from ..errors import DeadlineReached, GoogleUnavailable
 
 T = TypeVar("T")
 
@@ -110,12 +110,17 @@ CALL_RETRIES = Backoff(base=1.0, multiplier=2.0, cap=32.0, jitter=0.5, max_attem
 DEFERRAL = Backoff(base=300.0, multiplier=2.0, cap=6 * 3600.0, jitter=0.5, max_attempts=1)
 
 
+# Less than this left before the deadline: no call is started any more.
+MIN_CALL_SECONDS = 0.05
+
+
 @dataclass
 class Retrier:
-    """Runs a call again after `GoogleUnavailable`, as `backoff` says, within a deadline.
+    """Runs a call again after `GoogleUnavailable`, as `backoff` says, within a hard deadline.
 
-    The first attempt of a call always runs (the user was started within the budget); only
-    waits for further attempts must end before `deadline` (a `clock()` value).
+    `deadline` (a `clock()` value) is the run's: no call starts after it, each call's timeout is
+    cut to what is left (`timeout`), and no wait for a retry may end after it. A call that
+    failed because its cut timeout ran out raises `DeadlineReached`, not an outage.
     """
 
     backoff: Backoff
@@ -129,13 +134,33 @@ class Retrier:
     def remaining(self) -> float:
         return self.deadline - self.clock()
 
+    def timeout(self, cap: float) -> float:
+        """The timeout for the next call: `cap`, or what is left before the deadline if less.
+
+        Raises:
+            DeadlineReached: too little is left to start a call.
+        """
+        remaining = self.remaining()
+        if remaining < MIN_CALL_SECONDS:
+            raise DeadlineReached()
+        return min(cap, remaining)
+
     def call(self, fn: Callable[[], T]) -> T:
-        """The result of `fn()`, retried; raises the last `GoogleUnavailable` when done."""
+        """The result of `fn()`, retried; raises the last `GoogleUnavailable` when done.
+
+        Raises:
+            DeadlineReached: the deadline came before or during the call.
+        """
         attempt = 0
         while True:
+            if self.remaining() < MIN_CALL_SECONDS:
+                raise DeadlineReached()
             try:
                 return fn()
             except GoogleUnavailable as exc:
+                if self.remaining() < MIN_CALL_SECONDS:
+                    # The call was cut at the deadline (or ended right at it): not an outage.
+                    raise DeadlineReached() from exc
                 wait = self.backoff.wait_before_retry(
                     attempt, exc.retry_after, self.remaining(), self.rand
                 )

@@ -44,6 +44,7 @@ class JobDependencies(SharedDependencies):
             interval=dt.timedelta(seconds=self.config.job_interval_seconds),
             deferral=self.deferral,
             testing_mode=self.config.oauth_app_testing_mode,
+            allowed_hosted_domains=self.config.allowed_hosted_domains,
         )
 
 
@@ -54,7 +55,9 @@ class RunContext:
     run_id: str
     claim_id: str  # unique to this delivery: two deliveries of one run id are told apart
     started_at: dt.datetime
-    deadline: float  # `deps.clock()` value after which no retry wait may end
+    # `deps.clock()` value of the hard deadline: no user starts within `start_reserve` of it, no
+    # call starts after it, and every call's timeout is cut to end by it.
+    deadline: float
     client_secret: str = field(repr=False)
     # How late a `next_run_at` still counts as due (None: now); later for runs ahead of schedule.
     due_by: dt.datetime | None = None

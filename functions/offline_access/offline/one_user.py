@@ -3,8 +3,10 @@
 1. Claim the user for this delivery of the run (`JobStore.claim`); a user another delivery or
    run holds, or no longer due, is skipped.
 2. Work: open the sealed refresh token, get an access token (the cached one or a refresh), and
-   run the configured tasks with an authorized session. Whatever happens is collected in an
-   `Attempt`, errors included.
+   run the configured tasks with an authorized session, every call within the run's hard
+   deadline. Whatever happens is collected in an `Attempt`, errors included, with the values
+   to re-seal under the primary key. A user whose Workspace domain is no longer allowed gets
+   no work: the account lifecycle revokes their grant and deletes them (`accounts.lifecycle`).
 3. Decide the result without I/O (`offline.decision.decide`).
 4. Record it (`JobStore.finish`), which also releases the claim, and log one line.
 
@@ -17,15 +19,16 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+from ..accounts import lifecycle
 from ..errors import OfflineAccessError, Unavailable
-from ..googleapis.token_endpoint import TokenResponse, refresh_access_token
+from ..googleapis.token_endpoint import REVOKED, TokenResponse, refresh_access_token
 from ..store.job_claims import DueUser
 from ..store.job_results import Outcome, UserResult
-from ..structured_log import emit, user_ref
+from ..structured_log import emit
 from .api_session import ApiSession
 from .backoff import Retrier
 from .context import JobDependencies, RunContext
-from .decision import Attempt, decide
+from .decision import Attempt, decide, domain_allowed
 from .task_runner import run_tasks
 from .tokens import UserTokens
 
@@ -34,7 +37,7 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
     """Claim one due user for the run, do their tasks, and record the result."""
     started = deps.clock()
     log: dict[str, Any] = {"event": "offline_job_user", "run_id": run.run_id,
-                           "user": user_ref(user.sub)}
+                           "user": deps.user_refs.ref(user.sub)}
     try:
         claim = deps.jobs.claim(
             user,
@@ -57,7 +60,11 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
         # The previous holder crashed or ran out of time: a timeout, not a credential problem.
         log["previous_claim_expired"] = True
     now = deps.now()
-    attempt = _work(deps, claim.user, run, now, log)
+    if domain_allowed(claim.user, deps.policy):
+        attempt = _work(deps, claim.user, run, now, log)
+    else:
+        log["hd_not_allowed"] = True
+        attempt = _disconnect(deps, claim.user.sub, log)
     result = decide(claim.user, attempt, now=now, policy=deps.policy)
     try:
         log["saved"] = deps.jobs.finish(claim.user, result, run_id=run.run_id, now=now,
@@ -71,6 +78,21 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
     return result
 
 
+def _disconnect(deps: JobDependencies, sub: str, log: dict[str, Any]) -> Attempt:
+    """End the grant of a user whose domain is no longer allowed: the account lifecycle's
+    revoke-and-delete, as for a user who disconnects."""
+    try:
+        done = lifecycle.revoke_and_delete(deps, sub, requested_by=lifecycle.REQUESTED_BY_POLICY,
+                                           log_stream=deps.log_stream)
+    except OfflineAccessError as exc:
+        return Attempt(disconnect_error=exc.reason)
+    if done.finished:
+        # False: Google already held the grant dead (or the token did not open); none is left.
+        log["grant_revoked"] = done.revoked == REVOKED
+        return Attempt(disconnected=True)
+    return Attempt(disconnect_error=done.error or done.outcome)
+
+
 def _work(
     deps: JobDependencies, user: DueUser, run: RunContext, now: dt.datetime, log: dict[str, Any]
 ) -> Attempt:
@@ -82,7 +104,7 @@ def _work(
         return refresh_access_token(
             deps.session, deps.endpoints.token, client_id=config.client_id,
             client_secret=run.client_secret, refresh_token=refresh_token, scopes=scopes,
-            timeout=config.http_timeout_seconds,
+            timeout=retrier.timeout(config.http_timeout_seconds),
         )
 
     tokens: UserTokens | None = None
@@ -92,7 +114,8 @@ def _work(
             user,
             sealer=deps.sealer,
             refresh=refresh,
-            save_refresh_token=lambda sealed: deps.jobs.save_refresh_token(user, sealed, now),
+            save_refresh_token=lambda sealed, expires_in: deps.jobs.save_refresh_token(
+                user, sealed, now, expires_in),
             retrier=retrier,
             now=deps.now,
         )
@@ -101,18 +124,34 @@ def _work(
         tokens.access_token()
         api = ApiSession(deps.session, tokens, retrier, deps.endpoints, config.http_timeout_seconds)
         results, profile = run_tasks(deps.tasks, api, user, tokens.granted_scopes)
-        attempt = Attempt(tasks=results, profile=profile, refreshed=tokens.refreshed)
+        attempt = Attempt(tasks=results, profile=profile, refreshed=tokens.refreshed,
+                          resealed=tokens.resealed())
         log["tasks"] = {name: r["status"] for name, r in results.items()}
     except Exception as exc:  # decided on by `decide`; a bug costs this user only
-        attempt = Attempt(error=exc, refreshed=tokens.refreshed if tokens else None)
+        attempt = Attempt(error=exc, refreshed=tokens.refreshed if tokens else None,
+                          resealed=_resealed(tokens))
         if not isinstance(exc, OfflineAccessError):
             log["exception_type"] = type(exc).__name__
     if tokens is not None:
         log.update(refresh_calls=tokens.refresh_calls, cached_token=tokens.used_cache,
                    refresh_token_rotated=tokens.rotated)
+        if tokens.scope_fallback:
+            log["scope_fallback"] = True
+    if attempt.resealed:
+        log["resealed"] = sorted(attempt.resealed)
     log.update(api_calls=api.calls if api else 0, retries=retrier.retries,
                retry_wait_s=round(retrier.waited, 3))
     return attempt
+
+
+def _resealed(tokens: UserTokens | None) -> dict[str, dict[str, Any]]:
+    """What to re-seal when the work failed midway; nothing if even that fails."""
+    if tokens is None:
+        return {}
+    try:
+        return tokens.resealed()
+    except OfflineAccessError:
+        return {}
 
 
 def _log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:

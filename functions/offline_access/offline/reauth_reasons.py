@@ -10,12 +10,18 @@ The decision table, first match wins:
 
 | evidence | reason |
 |---|---|
-| the sealed token does not open (copied, tampered, unknown key) | `unreadable_token` |
+| the sealed token does not open (copied, tampered, its key retired or gone) | `unreadable_token` |
+| a refresh refused with a 4xx (not `invalid_grant`) `REFUSALS_BEFORE_REAUTH` runs in a row | `refresh_refused` |
 | `error_subtype` `invalid_rapt` / `rapt_required` (session control) | `reauth_required` |
-| `OAUTH_APP_TESTING_MODE`, scopes beyond Sign-In, consent >= 7 days ago | `testing_mode_expiry` |
-| last use (consent or a successful refresh) >= 180 days ago | `unused_6_months` |
-| the document has no consent time at all | `unknown` |
+| time-based access: `refresh_token_expires_at` has passed | `time_based_access_expiry` |
+| `OAUTH_APP_TESTING_MODE`, scopes beyond Sign-In, refresh token issued >= 7 days ago | `testing_mode_expiry` |
+| last use (the refresh token's issue or a successful refresh) >= 180 days ago | `unused_6_months` |
+| the document has no issue or consent time at all | `unknown` |
 | otherwise | `revoked` |
+
+Google's clocks run from when the refresh token was issued (`refresh_token_issued_at`), not from
+the last sign-in (`signed_in_at`, which moves with every sign-in, with or without a new refresh
+token); documents written before that field existed fall back to `signed_in_at`.
 
 `revoked` covers the user removing access in their Google Account, a password change with
 Gmail scopes, and an administrator's policy. Eviction by the limit of 100 live refresh tokens
@@ -37,7 +43,9 @@ from ..scopes import identity_only
 from ..store.users import stored_time
 
 UNREADABLE_TOKEN = "unreadable_token"
+REFRESH_REFUSED = "refresh_refused"
 REAUTH_REQUIRED = "reauth_required"
+TIME_BASED_ACCESS_EXPIRY = "time_based_access_expiry"
 TESTING_MODE_EXPIRY = "testing_mode_expiry"
 UNUSED_6_MONTHS = "unused_6_months"
 TOKEN_LIMIT_EVICTION = "token_limit_eviction"
@@ -45,7 +53,9 @@ REVOKED = "revoked"
 UNKNOWN = "unknown"
 REASONS = (
     UNREADABLE_TOKEN,
+    REFRESH_REFUSED,
     REAUTH_REQUIRED,
+    TIME_BASED_ACCESS_EXPIRY,
     TESTING_MODE_EXPIRY,
     UNUSED_6_MONTHS,
     TOKEN_LIMIT_EVICTION,
@@ -61,12 +71,14 @@ _RAPT_SUBTYPES = frozenset({"invalid_rapt", "rapt_required"})
 
 
 def consent_time(record: dict[str, Any]) -> dt.datetime | None:
-    """When the user last consented, as far as the document knows (`signed_in_at`)."""
-    return stored_time(record.get("signed_in_at")) or stored_time(record.get("created_at"))
+    """When the stored refresh token was issued (`refresh_token_issued_at`), or for older
+    documents the last sign-in (`signed_in_at`, then `created_at`)."""
+    return (stored_time(record.get("refresh_token_issued_at"))
+            or stored_time(record.get("signed_in_at")) or stored_time(record.get("created_at")))
 
 
 def last_use(record: dict[str, Any]) -> dt.datetime | None:
-    """When the refresh token was last used: the later of consent and our last refresh."""
+    """When the refresh token was last used: the later of its issue and our last refresh."""
     job = record.get("job")
     if not isinstance(job, dict):
         job = {}
@@ -91,6 +103,9 @@ def classify(
     """
     if error_subtype in _RAPT_SUBTYPES:
         return REAUTH_REQUIRED
+    expires = stored_time(record.get("refresh_token_expires_at"))
+    if expires is not None and now >= expires - _SLACK:
+        return TIME_BASED_ACCESS_EXPIRY
     consented = consent_time(record)
     if consented is None:
         return UNKNOWN

@@ -9,9 +9,12 @@ of one schedule time shares it. A run:
 2. hands each user to a bounded thread pool (`JOB_CONCURRENCY`) sharing one pooled HTTP session,
    where `offline.one_user.process_user` claims the user (at most once per run id, across
    instances), does their work and records the result;
-3. stops starting users when the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up, or when
-   too many users in a row met an outage (a circuit breaker: the rest are not failed, just left
-   for the next run), and waits for the users in flight;
+3. stops starting users shortly before the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up
+   (`start_reserve`: a user started then still has one full call's time), or when too many
+   users in a row met an outage (a circuit breaker: the rest are not failed, just left for the
+   next run); the budget is also a hard deadline for the users in flight: no call starts after
+   it and every call's timeout ends by it, so a run answers within the budget plus its last
+   writes, below Cloud Scheduler's attempt deadline, itself below the function's timeout;
 4. answers with a summary and logs one line for the run (and one per user).
 
 Before the due users, a run finishes the disconnects still pending (users `disconnecting`
@@ -47,7 +50,7 @@ from ..store.accounts import AccountStore
 from ..store.job_claims import SKIP_GONE, DueUser, Snapshot
 from ..store.job_results import Outcome, UserResult
 from ..store.users import STATUS_DISCONNECTING
-from ..structured_log import emit, user_ref
+from ..structured_log import emit
 from .context import JobDependencies, RunContext
 from .one_user import process_user
 
@@ -69,13 +72,14 @@ class RunSummary:
     stopped: str | None = None
     resume_from: dict[str, Any] | None = None
     duration_seconds: float = 0.0
-    disconnected: int = 0  # pending disconnects finished (revoked and deleted)
     disconnects_deferred: int = 0  # pending disconnects left for the next run
     detail: str | None = None  # a one-user run: why the user was skipped, deferred or re-authed
 
     @property
     def processed(self) -> int:
-        return sum(n for outcome, n in self.counts.items() if outcome is not Outcome.SKIPPED)
+        """Users given offline work (a disconnected or skipped user is not)."""
+        return sum(n for outcome, n in self.counts.items()
+                   if outcome not in (Outcome.SKIPPED, Outcome.DISCONNECTED))
 
     @property
     def succeeded(self) -> int:
@@ -97,6 +101,10 @@ class RunSummary:
     def skipped(self) -> int:
         return self.counts[Outcome.SKIPPED]
 
+    @property
+    def disconnected(self) -> int:
+        return self.counts[Outcome.DISCONNECTED]
+
     def body(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -106,7 +114,6 @@ class RunSummary:
             "stopped": self.stopped,
             "resume_from": self.resume_from,
             "duration_seconds": round(self.duration_seconds, 3),
-            "disconnected": self.disconnected,
             "disconnects_deferred": self.disconnects_deferred,
             **({"detail": self.detail} if self.detail else {}),
         }
@@ -135,6 +142,7 @@ def _start(deps: JobDependencies, run_id: str, *, everyone: bool = False) -> Run
     config = deps.config
     client_secret = deps.secrets.get(config.client_secret_version).data.decode()
     deps.sealer.check_ready()
+    deps.user_refs.check_ready()
     return RunContext(
         run_id=run_id,
         claim_id=uuid.uuid4().hex,
@@ -160,6 +168,7 @@ def run_offline_job(
     started = deps.clock()
     summary = RunSummary(run_id=run_id)
     run = _start(deps, run_id, everyone=everyone)
+    last_start = run.deadline - start_reserve(config.job_time_budget_seconds, config.http_timeout_seconds)
     _finish_disconnects(deps, run, summary)
     breaker = _Breaker(deps.breaker_threshold)
     lock = threading.Lock()
@@ -186,14 +195,14 @@ def run_offline_job(
                 for snapshot in page:
                     slots.acquire()
                     stop = (
-                        STOPPED_TIME_BUDGET if deps.clock() >= run.deadline
+                        STOPPED_TIME_BUDGET if deps.clock() >= last_start
                         else STOPPED_UPSTREAM if breaker.open
                         else None
                     )
                     if stop:
                         slots.release()
                         summary.stopped = stop
-                        summary.resume_from = _position(snapshot)
+                        summary.resume_from = _position(deps, snapshot)
                         break
                     pool.submit(work, DueUser.from_snapshot(snapshot))
                 if summary.stopped:
@@ -252,7 +261,7 @@ def _finish_disconnects(deps: JobDependencies, run: RunContext, summary: RunSumm
         except OfflineAccessError:
             result = lifecycle.DisconnectResult(lifecycle.DEFERRED, error="firestore_unavailable")
         if result.outcome == lifecycle.DELETED:
-            summary.disconnected += 1
+            summary.counts[Outcome.DISCONNECTED] += 1
             outages = 0
         elif result.outcome == lifecycle.DEFERRED:
             summary.disconnects_deferred += 1
@@ -262,7 +271,7 @@ def _finish_disconnects(deps: JobDependencies, run: RunContext, summary: RunSumm
 def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessError | None,
              log_fields: dict[str, Any]) -> None:
     body = summary.body()
-    noteworthy = summary.stopped or summary.deferred or summary.needs_reauth
+    noteworthy = summary.stopped or summary.deferred or summary.needs_reauth or summary.disconnected
     emit(
         "WARNING" if noteworthy else "INFO",
         f"offline job run: {summary.processed} users, {summary.succeeded} succeeded",
@@ -306,12 +315,16 @@ def _active_pages(deps: JobDependencies, page_size: int) -> Generator[list[Snaps
         if len(page) < page_size:
             return
         page = deps.jobs.active_page(page_size, page[-1])
+def start_reserve(budget_seconds: float, http_timeout_seconds: float) -> float:
+    """How long before the hard deadline the run stops starting users: one call's timeout,
+    or half the budget when that is shorter (small budgets still start users)."""
+    return min(http_timeout_seconds, budget_seconds / 2)
 
 
-def _position(snapshot: Snapshot) -> dict[str, Any]:
+def _position(deps: JobDependencies, snapshot: Snapshot) -> dict[str, Any]:
     data = snapshot.to_dict() or {}
     due = data.get("next_run_at")
     return {
         "next_run_at": due.isoformat() if isinstance(due, dt.datetime) else None,
-        "user": user_ref(snapshot.id),
+        "user": deps.user_refs.ref(snapshot.id),
     }

@@ -3,7 +3,7 @@
 A task the user did not grant every scope for is not asked (`skipped`, with the missing scopes).
 A final refusal by an API, an unusable answer or a bug in the task fails that task only, and the
 next task still runs. Errors that end the user's work, not one task's, propagate: an outage
-(Google or Firestore down, a misconfiguration) and a dead grant.
+(Google or Firestore down, a misconfiguration), a dead grant, and the run's hard deadline.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import ApiRefused, GrantError, OfflineAccessError, UpstreamInvalid
+from ..errors import (
+    ApiRefused,
+    DeadlineReached,
+    GrantError,
+    OfflineAccessError,
+    RefreshRefused,
+    UpstreamInvalid,
+)
 from ..store.job_claims import DueUser
 from ..store.users import PROFILE_FIELDS
 from .api_session import ApiSession
@@ -24,7 +31,8 @@ def run_tasks(
     """Each task's record (by name), and the profile fields the tasks read.
 
     Raises:
-        OfflineAccessError: an outage (`outage` set) or a dead grant (`GrantError`).
+        OfflineAccessError: an outage (`outage` set), a dead grant (`GrantError`), a refused
+            refresh (`RefreshRefused`), or the deadline (`DeadlineReached`).
     """
     results: dict[str, dict[str, Any]] = {}
     profile: dict[str, Any] = {}
@@ -39,10 +47,12 @@ def run_tasks(
         except ApiRefused as exc:
             results[task.name] = {"status": "failed", "error": exc.reason,
                                   "reason": exc.google_reason}
+        except RefreshRefused:
+            raise  # a forced refresh was refused: the user's failure, not the task's
         except UpstreamInvalid:
             results[task.name] = {"status": "failed", "error": "upstream_invalid"}
         except OfflineAccessError as exc:
-            if exc.outage or isinstance(exc, GrantError):
+            if exc.outage or isinstance(exc, (GrantError, DeadlineReached)):
                 raise
             results[task.name] = {"status": "failed", "error": exc.reason}
         except Exception as exc:  # a task's bug fails that task only

@@ -1,10 +1,10 @@
 """A cold instance's first downloads, overlapped with the sign-in that needs them.
 
 On a new instance the first sign-in would otherwise wait, one after the other, for the client
-secret, the sealing key, the session key, Google's certificates and the Firestore channel.
-`ColdStartPrefetch` owns a small thread pool and starts them side by side: the certificates and
-the channel while Google works on the code, the client secret and the other `checks` (the
-session key) while the sealing key is read. Its failures are
+secret, the sealing public key, the session key, the log key, Google's certificates and the
+Firestore channel. `ColdStartPrefetch` owns a small thread pool and starts them side by side: the
+certificates and the channel while Google works on the code, the client secret and the other
+`checks` (the session key, the log key) while the public key is read. Its failures are
 ignored here: the step that needs the result repeats it and reports the error properly.
 """
 

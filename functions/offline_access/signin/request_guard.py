@@ -1,10 +1,12 @@
 """Checks an incoming sign-in request before anything else happens, and extracts the code.
 
 Order matters: method, then the CSRF defences (the `X-Requested-With` header, which browsers
-only send after a CORS preflight, and the `Origin` allowlist), then the body's size, type and
-shape. Every refusal happens before any I/O and changes nothing. Two bodies are accepted: JSON
-`{"code": ..., "state": ...}`, and the code alone as `application/octet-stream`, which is what
-Google's original sample (`$.ajax` with `processData: false`) sends.
+only send after a CORS preflight, and the `Origin` allowlist; a POST without `Origin` is
+refused), then the body's size, type and shape. Every refusal happens before any I/O and
+changes nothing. Patterns must match the whole value (`fullmatch`: `$` alone would let a
+trailing newline through). Two bodies are accepted: JSON `{"code": ..., "state": ...}`, and
+the code alone as `application/octet-stream`, which is what Google's original sample (`$.ajax`
+with `processData: false`) sends.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ MAX_BODY_BYTES = 4096
 PREFLIGHT_MAX_AGE_SECONDS = 3600
 ALLOWED_REQUEST_HEADERS = frozenset({"content-type", "x-requested-with"})
 # Google's codes are URL-safe text such as `4/0AeanS0b...`; anything else cannot be a code.
-_CODE = re.compile(r"^[A-Za-z0-9/_\-.~+%=]{8,2048}$")
-_STATE = re.compile(r"^[A-Za-z0-9_\-.~]{1,256}$")
+_CODE = re.compile(r"[A-Za-z0-9/_\-.~+%=]{8,2048}")
+_STATE = re.compile(r"[A-Za-z0-9_\-.~]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,12 @@ def check_preflight(headers: Mapping[str, str] | Headers, allowed_origins: tuple
 def check_post_headers(headers: Mapping[str, str] | Headers, allowed_origins: tuple[str, ...]) -> None:
     """The CSRF checks of a POST, and its declared size.
 
+    Browsers send `Origin` with every POST (Fetch standard), so a POST without one did not come
+    from the page and is refused like one from a foreign origin.
+
     Raises:
-        ClientError: 403 without the header or from a foreign origin; 413 when too large.
+        ClientError: 403 without the header, without `Origin` or from a foreign origin; 413
+            when too large.
     """
     if headers.get("X-Requested-With", "").strip().lower() != "xmlhttprequest":
         raise ClientError(
@@ -92,7 +98,13 @@ def check_post_headers(headers: Mapping[str, str] | Headers, allowed_origins: tu
             status=403,
         )
     origin = headers.get("Origin")
-    if origin is not None and origin not in allowed_origins:
+    if origin is None:
+        raise ClientError(
+            "The request has no Origin header: only the sign-in page may call this endpoint.",
+            code="origin_not_allowed",
+            status=403,
+        )
+    if origin not in allowed_origins:
         raise ClientError(
             "This page's origin may not call the sign-in endpoint.",
             code="origin_not_allowed",
@@ -171,11 +183,11 @@ def parse_body(content_type: str | None, body: bytes) -> SignInRequest:
         raw_state = document.get("state")
         if not isinstance(code, str):
             raise ClientError("The JSON body must have a string field 'code'.")
-        if raw_state is not None and (not isinstance(raw_state, str) or not _STATE.match(raw_state)):
+        if raw_state is not None and (not isinstance(raw_state, str) or not _STATE.fullmatch(raw_state)):
             raise ClientError("The field 'state' must be a short URL-safe string.")
         state = raw_state
     if not isinstance(code, str) or not code:
         raise ClientError("The body must contain the one-time code.")
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise ClientError("The code is not a Google authorization code.")
     return SignInRequest(code=code, state=state)

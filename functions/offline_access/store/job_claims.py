@@ -20,6 +20,9 @@ Each user document is written at most twice per run, and nothing else is written
 
 A third write happens only if Google ever returns a new refresh token: it is sealed and saved,
 under the same precondition, before the new access token is used.
+
+A user the job disconnects (their Workspace domain is no longer allowed) goes through the account
+lifecycle's revoke-and-delete (`accounts.lifecycle`), and nothing is written for them here.
 """
 
 from __future__ import annotations
@@ -220,16 +223,24 @@ class JobStore:
         return self._read(sub)
 
     @maps_firestore_errors
-    def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime) -> None:
+    def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime,
+                           expires_in: int | None = None) -> None:
         """Store a new refresh token Google returned, before anything uses it.
 
         Raises:
             Unavailable: Firestore failed, or the document changed (the token must then not be
                 used: the caller defers the user).
         """
-        result = self._update(user, {"refresh_token": sealed, "updated_at": now})
+        fields = {
+            "refresh_token": sealed,
+            "refresh_token_issued_at": now,
+            "refresh_token_expires_at": (
+                now + dt.timedelta(seconds=expires_in) if expires_in is not None else None),
+            "updated_at": now,
+        }
+        result = self._update(user, fields)
         user.update_time = result.update_time
-        user.data["refresh_token"] = sealed
+        user.data.update(fields)
 
     @maps_firestore_errors
     def finish(self, user: DueUser, result: UserResult, *, run_id: str, now: dt.datetime,
@@ -241,11 +252,14 @@ class JobStore:
 
         Returns:
             `saved`, `saved_job_only` (a sign-in changed the document meanwhile), or
-            `claim_lost` (another run took the user over after our claim expired).
+            `claim_lost` (another run took the user over after our claim expired); `deleted`
+            for a user the account lifecycle disconnected (nothing is left to write).
 
         Raises:
             Unavailable: Firestore failed or timed out.
         """
+        if result.disconnect:
+            return "deleted"
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
         released = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
         try:
@@ -279,6 +293,8 @@ def _job_fields(result: UserResult, run_id: str, now: dt.datetime) -> dict[str, 
     }
     if result.failure_count is not None:
         fields["job.failure_count"] = result.failure_count
+    if result.refusal_count is not None:
+        fields["job.refusal_count"] = result.refusal_count
     if result.outcome in (Outcome.SUCCEEDED, Outcome.PARTIAL):
         fields["job.last_success_at"] = now
     if result.refreshed is not None:
@@ -298,6 +314,9 @@ def _user_fields(result: UserResult, now: dt.datetime) -> dict[str, Any]:
             "access_token": firestore.DELETE_FIELD,
             "access_token_expires_at": firestore.DELETE_FIELD,
         })
+    # Re-sealed under the primary key; only written with the user's own fields, so never over
+    # a token a sign-in stored meanwhile.
+    fields.update({name: dict(sealed) for name, sealed in result.resealed.items()})
     if result.refreshed is not None:
         fields["access_token"] = result.refreshed.sealed_access_token
         fields["access_token_expires_at"] = result.refreshed.expires_at

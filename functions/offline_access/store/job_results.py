@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     PARTIAL = "partial"  # some task failed for good (e.g. an API refused); the user is fine
     NEEDS_REAUTH = "needs_reauth"  # the grant is dead: no further attempts until a sign-in
     DEFERRED = "deferred"  # an outage or an unusable answer: tried again later, with backoff
+    DISCONNECTED = "disconnected"  # no longer allowed (its domain): grant revoked, document deleted
     SKIPPED = "skipped"  # not claimed: another delivery or run has it, or it is no longer due
 
 
@@ -52,6 +53,11 @@ class UserResult:
         profile: profile fields (`PROFILE_FIELDS`) a task found changed.
         severity: the log line's severity.
         fix: with a misconfiguration, the operator's sentence for the log.
+        refusal_count: the new count of refreshes Google refused in a row (`RefreshRefused`);
+            None keeps the stored count.
+        refused: with a refusal, Google's error and HTTP status, recorded on the document.
+        resealed: sealed values to store again under the primary key, by field.
+        disconnect: the account lifecycle deleted the user (`DISCONNECTED`): nothing to write.
     """
 
     outcome: Outcome
@@ -67,11 +73,16 @@ class UserResult:
     profile: Mapping[str, Any] = field(default_factory=dict)
     severity: str = "INFO"
     fix: str | None = None
+    refusal_count: int | None = None
+    refused: Mapping[str, Any] | None = None
+    resealed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    disconnect: bool = False
 
     def record(self) -> dict[str, Any]:
         """The run's record for the user document's `job.result`."""
+        refused = {"refused": dict(self.refused)} if self.refused else {}
         if self.outcome is Outcome.NEEDS_REAUTH:
-            return {"outcome": str(self.outcome), "reason": self.reauth_reason}
-        if self.outcome is Outcome.DEFERRED:
-            return {"outcome": str(self.outcome), "error": self.error}
+            return {"outcome": str(self.outcome), "reason": self.reauth_reason, **refused}
+        if self.outcome in (Outcome.DEFERRED, Outcome.DISCONNECTED):
+            return {"outcome": str(self.outcome), "error": self.error, **refused}
         return {"outcome": str(self.outcome), "tasks": {k: dict(v) for k, v in self.tasks.items()}}

@@ -1,4 +1,4 @@
-"""Reads secrets (the OAuth client secret, the token-sealing keys) from Secret Manager.
+"""Reads secrets (the OAuth client secret, the sealing keys, the log key) from Secret Manager.
 
 Each secret version is read once per instance and then served from memory: Secret Manager is
 called at most once per version for the life of the instance, and never on a warm request. The
@@ -20,7 +20,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 
-from ..errors import Misconfigured, Unavailable
+from ..errors import Misconfigured, SecretVersionGone, Unavailable
 from .cloud_retry import bounded_retry
 
 SECRET_MANAGER_EMULATOR_HOST = "SECRET_MANAGER_EMULATOR_HOST"
@@ -82,6 +82,7 @@ class SecretSource:
         self._client = client
         self._cache: dict[str, SecretValue] = {}
         self._lock = threading.Lock()
+        self._readers: dict[str, threading.Lock] = {}
 
     def is_cached(self, version_name: str) -> bool:
         return version_name in self._cache
@@ -91,19 +92,36 @@ class SecretSource:
 
         Raises:
             Unavailable: Secret Manager is down or timed out (the request may be retried).
-            Misconfigured: the secret is missing, disabled, unreadable or corrupted.
+            SecretVersionGone: the version (or its secret) does not exist, or is disabled or
+                destroyed (a `Misconfigured`).
+            Misconfigured: the function may not read it.
         """
         cached = self._cache.get(version_name)
         if cached is not None:
             return cached
-        # One reader per instance: concurrent cold requests wait instead of all calling out.
+        # One reader per version: concurrent cold requests wait for it instead of all calling
+        # out, while different secrets (the prefetch reads three) are read side by side.
         with self._lock:
+            reader = self._readers.setdefault(version_name, threading.Lock())
+        with reader:
             cached = self._cache.get(version_name)
             if cached is None:
                 cached = self._access(version_name)
-                self._cache[version_name] = cached
-                self._cache.setdefault(cached.version_name, cached)
+                with self._lock:
+                    self._cache[version_name] = cached
+                    self._cache.setdefault(cached.version_name, cached)
             return cached
+
+    def refresh(self, version_name: str) -> SecretValue:
+        """Read `version_name` again (a `latest` that may have moved) and keep the new value.
+
+        Raises: as `get`; the value already kept stays when the read fails.
+        """
+        value = self._access(version_name)
+        with self._lock:
+            self._cache[version_name] = value
+            self._cache.setdefault(value.version_name, value)
+        return value
 
     def _access(self, version_name: str) -> SecretValue:
         retry = bounded_retry(_TIMEOUT_SECONDS)
@@ -112,9 +130,10 @@ class SecretSource:
                 request={"name": version_name}, retry=retry, timeout=_TIMEOUT_SECONDS
             )
         except (api_exceptions.NotFound, api_exceptions.FailedPrecondition) as exc:
-            raise Misconfigured(
+            raise SecretVersionGone(
                 f"Secret version {version_name} does not exist or is disabled: "
-                "add a version (see the README's deployment guide) or fix the configured name."
+                "add a version (see the README's deployment guide) or fix the configured name.",
+                retired=isinstance(exc, api_exceptions.FailedPrecondition),
             ) from exc
         except api_exceptions.PermissionDenied as exc:
             raise Misconfigured(

@@ -70,6 +70,8 @@ class SignInRecord:
     sealed_refresh_token: dict[str, Any] | None
     sealed_access_token: dict[str, Any]
     access_token_expires_at: dt.datetime
+    # Time-based access (`refresh_token_expires_in`): when the new refresh token expires.
+    refresh_token_expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,10 @@ def sign_in_fields(
         fields[name] = record.profile.get(name)
     if record.sealed_refresh_token is not None:
         fields["refresh_token"] = record.sealed_refresh_token
+        # `signed_in_at` moves with every sign-in; Google's clocks start when the refresh token
+        # is issued (Testing mode's 7 days, the 6-month idle limit, time-based access).
+        fields["refresh_token_issued_at"] = now
+        fields["refresh_token_expires_at"] = record.refresh_token_expires_at
         fields["status"] = STATUS_ACTIVE
         fields["reauth_reason"] = None
         fields["next_run_at"] = now

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.integration.job.conftest import Users
-from tests.stack_values import CLIENT_SECRET, SEALING_KEY_B64, SESSION_KEY_B64
+from tests.stack_values import CLIENT_SECRET, LOG_KEY_B64, SESSION_KEY_B64
 
 CLI = Path(sys.executable).parent / "offline-access"
 ALICE, BOB = "100000000000000000001", "100000000000000000002"
 
 
 @pytest.fixture
-def users(google, function_env) -> Users:
-    return Users(google, function_env)
+def users(google, function_env, opener) -> Users:
+    return Users(google, function_env, opener)
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def cli(env_file):
         result = subprocess.run([str(CLI), "--env-file", str(env_file), *args], input=stdin,
                                 capture_output=True, text=True, env=env, timeout=120, check=False)
         assert result.returncode == expect, (result.returncode, result.stdout, result.stderr)
-        for secret in (CLIENT_SECRET, SEALING_KEY_B64, SESSION_KEY_B64):
+        for secret in (CLIENT_SECRET, LOG_KEY_B64, SESSION_KEY_B64):
             assert secret not in result.stdout + result.stderr
         assert "ya29." not in result.stdout + result.stderr and "1//" not in result.stdout
         return result

@@ -36,13 +36,14 @@ def test_a_new_worker_reads_its_secrets_and_certificates_before_any_request(
         function_env, secret_manager, google):
     server = FunctionServer("exchange_code", function_env)
     try:
-        # No request yet: the worker's warm-up alone reads the secrets and the certificates.
-        wait_for(lambda: secret_manager.accesses() == 3 and certificate_fetches(google) == 1)
+        # No request yet: the worker's warm-up alone reads its four secrets (client secret,
+        # public sealing key, session key, log key) and the certificates.
+        wait_for(lambda: secret_manager.accesses() == 4 and certificate_fetches(google) == 1)
 
         answer = sign_in(server, google)
 
         assert answer.status_code == 200, answer.text
-        assert secret_manager.accesses() == 3  # the sign-in used what the warm-up read
+        assert secret_manager.accesses() == 4  # the sign-in used what the warm-up read
         assert certificate_fetches(google) == 1
     finally:
         server.stop()

@@ -1,4 +1,4 @@
-"""Canaries: codes, tokens, the client secret and the sealing key never leave their place.
+"""Canaries: codes, tokens, the client secret and the keys never leave their place.
 
 A real `exchange_code` process (functions-framework serving `functions/main.py`) is driven
 through every path, success and failure; then its whole log output, every answer and the
@@ -15,13 +15,17 @@ import pytest
 import requests
 
 from localdev.processes import FunctionServer
+from localdev.stack_secrets import public_only
 from tests.stack_values import (
     CLIENT_ID,
     CLIENT_SECRET,
+    LEGACY_SEALING_KEY,
+    LEGACY_SEALING_KEY_B64,
+    LOG_KEY,
+    LOG_KEY_B64,
     PAGE_HEADERS,
     SCOPES,
-    SEALING_KEY,
-    SEALING_KEY_B64,
+    SESSION_KEY_B64,
 )
 
 
@@ -35,13 +39,13 @@ def encodings(secret: str) -> set[str]:
 @pytest.fixture
 def server(function_env, tmp_path):
     log = open(tmp_path / "function.log", "w+")
-    process = FunctionServer("exchange_code", function_env, output=log)
+    process = FunctionServer("exchange_code", public_only(function_env), output=log)
     yield process, tmp_path / "function.log"
     process.stop()
     log.close()
 
 
-def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_manager,
+def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_manager, function_env,
                                                         project, firestore_emulator):
     process, log_path = server
     url = process.url
@@ -74,23 +78,22 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
     assert post(json.dumps({"code": mint(email="bob@example.org")})).status_code == 502
     google.id_token_mode("normal")
     google.fault(path="/oauth2/v1/certs", status=500)
-    assert post(json.dumps({"code": mint(email="carol@example.net")})).status_code in (200, 503)
+    assert post(json.dumps({"code": mint(email="carol@example.net")})).status_code == 200
     assert post(json.dumps({"code": mint(email="dave@example.com")}), "application/json",
                 {**PAGE_HEADERS, "X-Cloud-Trace-Context": "0123abcd/1;o=1"}).status_code == 200
 
-    # The tokens Google issued are read back from Firestore with the (test-known) sealing key.
+    # The tokens Google issued are read back from Firestore with the private key, as the job would.
     from google.cloud import firestore
 
-    from offline_access.store.sealing import SealingKeys, TokenSealer
+    from offline_access import wiring
+    from offline_access.config import Config
+    from offline_access.store.secrets import SecretSource, make_client
 
-    class KnownKey(SealingKeys):
-        def __init__(self):
-            pass
-
-        def by_id(self, key_id):
-            return SEALING_KEY
-
-    sealer = TokenSealer(KnownKey())
+    private_version = f"{function_env['TOKEN_SEALING_PRIVATE_KEYS_SECRET']}/versions/1"
+    exchange_accesses = secret_manager.accesses()
+    assert secret_manager.accesses(private_version) == 0  # the exchange never read a private key
+    sealer = wiring.opening_sealer(SecretSource(make_client(function_env)), Config.from_env(function_env))
+    private_key = json.loads(secret_manager.payload(private_version))["private_key"]
     docs = {d.id: d.to_dict() for d in firestore.Client(project=project).collection("users").stream()}
     tokens = []
     for sub, doc in docs.items():
@@ -104,17 +107,19 @@ def test_no_secret_appears_in_logs_answers_or_firestore(server, google, secret_m
     assert '"exchange_code: signed in"' in log or "signed in" in log
     assert "logging.googleapis.com/trace" in log
     haystacks = {"log": log, "answers": "\n".join(answers), "firestore": repr(docs)}
-    canaries = codes + tokens + [CLIENT_SECRET, SEALING_KEY_B64]
+    canaries = codes + tokens + [CLIENT_SECRET, LEGACY_SEALING_KEY_B64, LOG_KEY_B64, SESSION_KEY_B64,
+                                 private_key]
     found = [(where, canary[:12]) for canary in canaries for variant in encodings(canary)
              for where, text in haystacks.items() if variant in text]
     assert found == []
-    assert SEALING_KEY not in repr(docs).encode()
+    for key in (LEGACY_SEALING_KEY, LOG_KEY, base64.b64decode(private_key)):
+        assert key not in repr(docs).encode()
     # One line per request, each a JSON object.
     request_lines = [json.loads(line) for line in log.splitlines()
                      if line.startswith("{") and '"event":"exchange_code"' in line
                      and '"method":"POST"' in line]  # not the readiness probe's GET
     assert len(request_lines) == len(answers)
     assert all(line["severity"] in ("INFO", "WARNING", "ERROR") for line in request_lines)
-    # The instance read each secret once (client secret, sealing key, session key), however many
-    # requests it served.
-    assert secret_manager.accesses() == 3
+    # The instance read each secret once, however many requests it served (the client secret,
+    # the public key, the session key and the log key), and never a private key.
+    assert exchange_accesses == 4

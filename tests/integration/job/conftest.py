@@ -49,12 +49,13 @@ class JobInstance:
 
 
 class Users:
-    """Signs users in through the real exchange and reads their documents."""
+    """Signs users in through the real exchange and reads their documents (with the job's keys)."""
 
-    def __init__(self, google, env: dict[str, str]) -> None:
+    def __init__(self, google, env: dict[str, str], opener) -> None:
         self.google = google
         self.exchange = wiring.build_exchange_dependencies(env)
         self.store = self.exchange.store
+        self.opener = opener
 
     def sign_in(self, email: str, *, granted: list[str] | None = None, **mint: Any) -> str:
         minted = self.google.mint_code(client_id=CLIENT_ID, email=email, scopes=ALL_SCOPES,
@@ -75,12 +76,12 @@ class Users:
             self.update(sub, {"access_token_expires_at": past})
 
     def open(self, sub: str, field: str) -> str:
-        return self.exchange.sealer.open(self.doc(sub)[field], sub=sub, field=field)
+        return self.opener.open(self.doc(sub)[field], sub=sub, field=field)
 
 
 @pytest.fixture
-def users(google, function_env) -> Users:
-    return Users(google, function_env)
+def users(google, function_env, opener) -> Users:
+    return Users(google, function_env, opener)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import tempfile
 import requests
 
 from localdev.processes import FunctionServer
-from offline_access.structured_log import user_ref
 from tests.integration.job.conftest import refreshes, requests_to
 
 SCHEDULE_TIME = "2026-06-01T12:00:00Z"
@@ -139,7 +138,7 @@ def test_two_concurrent_deliveries_to_a_function_process(users, function_env, go
              if line.startswith("{")]
     worked = [line for line in lines
               if line.get("event") == "offline_job_user" and line["outcome"] == "succeeded"]
-    assert sorted(line["user"] for line in worked) == sorted(user_ref(sub) for sub in subs)
+    assert sorted(line["user"] for line in worked) == sorted(users.exchange.user_refs.ref(sub) for sub in subs)
     runs = [line for line in lines if line.get("event") == "offline_job" and "run_id" in line]
     assert len(runs) == 2
     assert "@example.com" not in json.dumps(lines)

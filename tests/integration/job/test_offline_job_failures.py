@@ -104,9 +104,9 @@ def test_unreadable_sealed_token_flags_the_user_without_crashing(users, job, goo
     if damage == "copied_from_another_user":
         users.update(bob, {"refresh_token": sealed})
     else:
-        ciphertext = bytearray(users.doc(bob)["refresh_token"]["ciphertext"])
-        ciphertext[0] ^= 1
-        users.update(bob, {"refresh_token.ciphertext": bytes(ciphertext)})
+        ciphertext = bytearray(users.doc(bob)["refresh_token"]["ct"])
+        ciphertext[-1] ^= 1
+        users.update(bob, {"refresh_token.ct": bytes(ciphertext)})
 
     summary = job.run()
 
@@ -286,7 +286,7 @@ def test_a_new_refresh_token_that_cannot_be_saved_is_not_used(users, job, google
     rotated = second_tokens(google, "alice@example.com")
     google.fault("/token", 200, rotated, match={"grant_type": "refresh_token"})
 
-    def unavailable(self, user, sealed, now):
+    def unavailable(self, user, sealed, now, expires_in=None):
         raise Unavailable("down", dependency="firestore")
 
     monkeypatch.setattr(JobStore, "save_refresh_token", unavailable)

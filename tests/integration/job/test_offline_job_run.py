@@ -26,9 +26,8 @@ def test_a_run_calls_the_apis_and_records_the_outcome(users, job, google):
 
     assert summary.body() | {"duration_seconds": 0} == {
         "run_id": "schedule@2026-06-01T12:00:00Z", "users_processed": 2, "succeeded": 2,
-        "partial": 0, "needs_reauth": 0, "deferred": 0, "skipped": 0, "pages": 1,
-        "stopped": None, "resume_from": None, "duration_seconds": 0,
-        "disconnected": 0, "disconnects_deferred": 0,
+        "partial": 0, "needs_reauth": 0, "deferred": 0, "disconnected": 0, "skipped": 0, "pages": 1,
+        "stopped": None, "resume_from": None, "duration_seconds": 0, "disconnects_deferred": 0,
     }
     doc = users.doc(alice)
     now = dt.datetime.now(dt.timezone.utc)

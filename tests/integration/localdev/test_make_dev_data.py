@@ -55,8 +55,8 @@ def test_local_secrets_are_made_once_and_kept(tmp_path):
     assert (tmp_path / "d" / "secrets.json").stat().st_mode & 0o077 == 0
 
 
-def test_grants_are_restored_at_a_fresh_local_google(function_env, google, google_server):
-    users = Users(google, function_env)
+def test_grants_are_restored_at_a_fresh_local_google(function_env, google, google_server, opener):
+    users = Users(google, function_env, opener)
     alice = users.sign_in("alice@example.com")
     dana = users.sign_in("dana@example.com")  # an account typed on the consent page
     users.sign_in("bob@example.org")
@@ -95,8 +95,8 @@ class TestMakeJob:
         return capsys.readouterr().out
 
     def test_it_explains_why_nobody_was_processed_and_how_to_run_now(
-            self, capsys, job_url, function_env, google, project, firestore_emulator):
-        Users(google, function_env).sign_in("alice@example.com")
+            self, capsys, job_url, function_env, google, project, firestore_emulator, opener):
+        Users(google, function_env, opener).sign_in("alice@example.com")
 
         first = self.run(capsys, job_url, project, firestore_emulator)
         second = self.run(capsys, job_url, project, firestore_emulator)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from offline_access.errors import GoogleUnavailable
+from offline_access.errors import DeadlineReached, GoogleUnavailable
 from offline_access.offline.backoff import CALL_RETRIES, DEFERRAL, Backoff, Retrier
 
 backoffs = st.builds(
@@ -129,3 +129,35 @@ class TestRetrier:
         with pytest.raises(GoogleUnavailable):
             retrier.call(call)
         assert len(calls) == 1 and clock.sleeps == []
+
+    def test_each_call_gets_what_is_left_of_the_deadline_as_its_timeout(self):
+        clock = FakeClock()
+        retrier = Retrier(CALL_RETRIES, deadline=clock() + 4, clock=clock, sleep=clock.sleep)
+        assert retrier.timeout(10) == 4
+        clock.sleep(3.5)
+        assert retrier.timeout(10) == pytest.approx(0.5)
+        assert retrier.timeout(0.2) == 0.2
+        clock.sleep(0.5)
+        with pytest.raises(DeadlineReached):
+            retrier.timeout(10)
+
+    def test_no_call_starts_after_the_deadline(self):
+        clock = FakeClock()
+        retrier = Retrier(CALL_RETRIES, deadline=clock() - 1, clock=clock, sleep=clock.sleep)
+        call, calls = self.failing(0)
+        with pytest.raises(DeadlineReached):
+            retrier.call(call)
+        assert calls == []
+
+    def test_a_call_cut_at_the_deadline_is_the_deadline_not_an_outage(self):
+        # Review fault 6: the call in flight at the deadline used to count as Google down.
+        clock = FakeClock()
+        retrier = Retrier(CALL_RETRIES, deadline=clock() + 2, clock=clock, sleep=clock.sleep)
+
+        def cut():
+            clock.sleep(retrier.timeout(10))  # the timeout ran out, at the deadline
+            raise GoogleUnavailable("timeout")
+
+        with pytest.raises(DeadlineReached):
+            retrier.call(cut)
+

@@ -8,17 +8,21 @@ import pytest
 
 from offline_access.errors import (
     ApiRefused,
+    DeadlineReached,
     GoogleUnavailable,
     GrantRevoked,
+    InvalidScope,
     Misconfigured,
+    RefreshRefused,
     SealError,
+    SealingKeyGone,
     Unavailable,
     UnreadableToken,
     UpstreamInvalid,
 )
 from offline_access.offline import reauth_reasons
 from offline_access.offline.backoff import Backoff
-from offline_access.offline.decision import Attempt, Policy, decide
+from offline_access.offline.decision import Attempt, Policy, decide, domain_allowed
 from offline_access.store.job_claims import DueUser
 from offline_access.store.job_results import Outcome, RefreshedToken
 
@@ -35,12 +39,14 @@ REFRESHED = RefreshedToken(sealed_access_token={"v": 1}, expires_at=NOW + HOUR,
                            scopes=("openid", DRIVE))
 
 
-def user(failures: int = 0, scopes=("openid", DRIVE), consented_days_ago: int = 1) -> DueUser:
+def user(failures: int = 0, scopes=("openid", DRIVE), consented_days_ago: int = 1,
+         refusals: int = 0, hd: str | None = None) -> DueUser:
     return DueUser("sub-1", {
         "status": "active",
         "granted_scopes": list(scopes),
         "signed_in_at": NOW - dt.timedelta(days=consented_days_ago),
-        "job": {"failure_count": failures},
+        "hd": hd,
+        "job": {"failure_count": failures, "refusal_count": refusals},
     })
 
 
@@ -80,6 +86,20 @@ CASES = [
      (Outcome.DEFERRED, "http_404", deferred_by(0), 1, False, "WARNING")),
     ("a bug: deferred, not an outage, an ERROR", user(), Attempt(error=KeyError("oops")),
      (Outcome.DEFERRED, "internal_error", deferred_by(0), 1, False, "ERROR")),
+    ("its sealing key is gone: terminal, never an outage", user(2), Attempt(error=SealingKeyGone()),
+     (Outcome.NEEDS_REAUTH, reauth_reasons.UNREADABLE_TOKEN, None, None, False, "WARNING")),
+    ("a refused refresh: deferred, not an outage", user(), Attempt(error=RefreshRefused("invalid_request", 400)),
+     (Outcome.DEFERRED, "refresh_refused", deferred_by(0), 1, False, "WARNING")),
+    ("invalid_scope even without scope: a refusal, not a misconfiguration", user(1, refusals=1),
+     Attempt(error=InvalidScope()),
+     (Outcome.DEFERRED, "refresh_refused", deferred_by(1), 2, False, "WARNING")),
+    ("the third refusal in a row: needs_reauth, an ERROR", user(2, refusals=2),
+     Attempt(error=RefreshRefused("invalid_request", 400)),
+     (Outcome.NEEDS_REAUTH, reauth_reasons.REFRESH_REFUSED, None, 3, False, "ERROR")),
+    ("the run's deadline: due at once, nothing counted", user(3), Attempt(error=DeadlineReached()),
+     (Outcome.DEFERRED, "deadline_reached", NOW, None, False, "WARNING")),
+    ("a disconnected user", user(hd="old.example"), Attempt(disconnected=True),
+     (Outcome.DISCONNECTED, "domain_not_allowed", None, None, False, "WARNING")),
 ]
 
 
@@ -93,6 +113,45 @@ def test_decision_table(case, due_user, attempt, expected):
         assert result.reauth_reason == detail and result.refreshed is None
     if outcome is Outcome.DEFERRED:
         assert result.error == detail
+
+
+def test_refusals_are_counted_and_recorded_and_reset_by_a_success():
+    refused = decide(user(refusals=1), Attempt(error=RefreshRefused("invalid_request", 400)),
+                     now=NOW, policy=POLICY)
+    assert refused.refusal_count == 2
+    assert refused.record() == {"outcome": "deferred", "error": "refresh_refused",
+                                "refused": {"error": "invalid_request", "http_status": 400, "count": 2}}
+    done = decide(user(refusals=2), Attempt(tasks={"drive": OK}), now=NOW, policy=POLICY)
+    assert done.refusal_count == 0
+    assert decide(user(), Attempt(tasks={"drive": OK}), now=NOW, policy=POLICY).refusal_count is None
+
+
+def test_values_under_an_older_key_are_resealed_unless_the_grant_died():
+    resealed = {"refresh_token": {"v": 2, "key_id": "2", "ct": b"x"}}
+    for attempt in (Attempt(tasks={"drive": OK}, resealed=resealed),
+                    Attempt(error=GoogleUnavailable("503"), resealed=resealed),
+                    Attempt(error=DeadlineReached(), resealed=resealed),
+                    Attempt(error=RefreshRefused("invalid_request", 400), resealed=resealed)):
+        assert decide(user(), attempt, now=NOW, policy=POLICY).resealed == resealed
+    dead = decide(user(), Attempt(error=GrantRevoked("invalid_grant"), resealed=resealed),
+                  now=NOW, policy=POLICY)
+    assert dict(dead.resealed) == {}
+
+
+def test_a_disconnection_deletes_the_document():
+    result = decide(user(), Attempt(disconnected=True), now=NOW, policy=POLICY)
+    assert result.disconnect and result.record() == {"outcome": "disconnected",
+                                                     "error": "domain_not_allowed"}
+
+
+@pytest.mark.parametrize("allowed,hd,expected", [
+    ((), None, True), ((), "any.example", True),
+    (("example.org",), "example.org", True), (("example.org",), "EXAMPLE.ORG", True),
+    (("example.org",), "other.example", False), (("example.org",), None, False),
+])
+def test_the_domain_is_checked_again_by_the_job(allowed, hd, expected):
+    policy = Policy(interval=HOUR, allowed_hosted_domains=allowed)
+    assert domain_allowed(user(hd=hd), policy) is expected
 
 
 def test_a_refreshed_token_is_kept_unless_the_grant_died():

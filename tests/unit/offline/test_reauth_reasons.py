@@ -46,6 +46,31 @@ class TestReauthReasons:
         assert reauth_reasons.classify(doc, error_subtype=subtype, now=NOW,
                                        testing_mode=testing) == expected
 
+    @pytest.mark.parametrize("issued_days_ago,signed_in_days_ago,testing,expected", [
+        # Review fault 9: a sign-in without a new refresh token moved `signed_in_at`, which
+        # made a Testing-mode expiry look like a revocation, and hid a 6-month idle token.
+        (8, 3, True, reauth_reasons.TESTING_MODE_EXPIRY),
+        (200, 10, False, reauth_reasons.UNUSED_6_MONTHS),
+        (3, 3, True, reauth_reasons.REVOKED),
+    ])
+    def test_the_clocks_run_from_the_refresh_tokens_issue(self, issued_days_ago, signed_in_days_ago,
+                                                           testing, expected):
+        doc = record(signed_in_days_ago)
+        doc["refresh_token_issued_at"] = NOW - dt.timedelta(days=issued_days_ago)
+        assert reauth_reasons.classify(doc, error_subtype="invalid_grant", now=NOW,
+                                       testing_mode=testing) == expected
+
+    @pytest.mark.parametrize("expires_in_minutes,expected", [
+        (-1, reauth_reasons.TIME_BASED_ACCESS_EXPIRY),
+        (5, reauth_reasons.TIME_BASED_ACCESS_EXPIRY),  # within our clock's slack
+        (60, reauth_reasons.REVOKED),
+    ])
+    def test_time_based_access_expiry_is_its_own_reason(self, expires_in_minutes, expected):
+        # Review fault 9: `refresh_token_expires_in` was dropped and its expiry read "revoked".
+        doc = record(1)
+        doc["refresh_token_expires_at"] = NOW + dt.timedelta(minutes=expires_in_minutes)
+        assert reauth_reasons.classify(doc, error_subtype="invalid_grant", now=NOW) == expected
+
     def test_every_reason_is_in_the_vocabulary(self):
-        assert len(set(reauth_reasons.REASONS)) == 7
+        assert len(set(reauth_reasons.REASONS)) == 9
         assert "unreadable_token" in reauth_reasons.REASONS

@@ -11,8 +11,8 @@ def test_summary_body_keeps_the_http_contract():
         summary.counts[outcome] += 1
     body = summary.body()
     assert list(body) == ["run_id", "users_processed", "succeeded", "partial", "needs_reauth",
-                          "deferred", "skipped", "pages", "stopped", "resume_from",
-                          "duration_seconds", "disconnected", "disconnects_deferred"]
+                          "deferred", "disconnected", "skipped", "pages", "stopped", "resume_from",
+                          "duration_seconds", "disconnects_deferred"]
     assert body["users_processed"] == 5 and body["succeeded"] == 2 and body["skipped"] == 2
 
 

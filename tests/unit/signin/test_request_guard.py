@@ -60,8 +60,10 @@ class TestPostHeaders:
     def test_header_value_is_case_insensitive(self, value):
         check_post_headers({"X-Requested-With": value, "Origin": ORIGINS[0]}, ORIGINS)
 
-    def test_origin_may_be_absent(self):
-        check_post_headers({"X-Requested-With": "XMLHttpRequest"}, ORIGINS)
+    def test_a_post_without_origin_is_403(self):
+        # Review fault 8: browsers send Origin on every POST (security-reliability.md A3).
+        headers = {"X-Requested-With": "XMLHttpRequest"}
+        assert status_of(lambda: check_post_headers(headers, ORIGINS)) == (403, "origin_not_allowed")
 
     @pytest.mark.parametrize("value", [None, "", "fetch", "XMLHttpRequest2"])
     def test_missing_or_wrong_header_is_403(self, value):
@@ -76,7 +78,8 @@ class TestPostHeaders:
         assert status_of(lambda: check_post_headers(headers, ORIGINS)) == (403, "origin_not_allowed")
 
     def test_declared_oversize_is_413_before_reading(self):
-        headers = {"X-Requested-With": "XMLHttpRequest", "Content-Length": str(10 * 2**20)}
+        headers = {"X-Requested-With": "XMLHttpRequest", "Origin": ORIGINS[0],
+                   "Content-Length": str(10 * 2**20)}
         assert status_of(lambda: check_post_headers(headers, ORIGINS))[0] == 413
 
     def test_cors_headers_only_for_allowlisted_origins(self):
@@ -117,6 +120,14 @@ class TestBody:
     ])
     def test_malformed_json_bodies_are_400(self, body):
         assert status_of(lambda: parse_body("application/json", body)) == (400, "invalid_request")
+
+    @pytest.mark.parametrize("field,value", [("code", CODE + "\n"), ("state", "s-1\n"),
+                                             ("code", CODE + "\r\n")])
+    def test_a_trailing_newline_is_not_part_of_a_valid_value(self, field, value):
+        # Review fault 8: `re.match` with `$` let "4/...\n" through to Google.
+        body = {"code": CODE, "state": "s-1", field: value}
+        assert status_of(lambda: parse_body("application/json", json.dumps(body).encode())) == \
+            (400, "invalid_request")
 
     @pytest.mark.parametrize("body", [b"", b"   ", b"4/abc\x00defgh", b"\xff" * 20, b"short"])
     def test_malformed_raw_bodies_are_400(self, body):
