@@ -335,11 +335,8 @@ def _print_status(keys: list[KeyStatus]) -> None:
               f"{key.dead_refresh_tokens:>6} {key.access_tokens:>13}" + (f"   {notes}" if notes else ""))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m offline_access.store.sealing_keys",
-        description="Token-sealing key operations (configured like the functions).")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The key commands, for this module's `main` and the CLI's `offline-access keys`."""
     commands.add_parser("status", help="each key, and how many stored tokens it still opens")
     rotate = commands.add_parser("rotate", help="add a new primary key pair")
     rotate.add_argument("--suite", choices=sorted(SUITES), default=DEFAULT_SUITE)
@@ -348,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     retire.add_argument("--destroy", action="store_true",
                         help="destroy the versions (irreversible) instead of disabling them")
     commands.add_parser("add-log-key", help="add a version of the logs' user-reference key")
-    args = parser.parse_args(argv)
+
+
+def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Run the key command `args.command` against the deployment `env` names; the exit status."""
     try:
-        operations = from_env()
+        operations = from_env(env)
         if args.command == "status":
             _print_status(operations.status())
         elif args.command == "rotate":
@@ -372,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.command}: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, ClientError) and exc.status == 409 else 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m offline_access.store.sealing_keys",
+        description="Token-sealing key operations (configured like the functions).")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run_command(parser.parse_args(argv), os.environ)
 
 
 if __name__ == "__main__":

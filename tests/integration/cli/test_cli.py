@@ -206,3 +206,38 @@ def test_missing_configuration_is_a_sentence(tmp_path):
     result = subprocess.run([str(CLI), "--env-file", str(bad), "users", "list"],
                             capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 2 and "bad.env:1 is not a KEY=VALUE line" in result.stderr
+
+
+@pytest.fixture
+def keys_cli(function_env, secret_manager, project, tmp_path):
+    """The CLI against secrets of its own: rotating keys must not touch the other tests'."""
+    from tests.conftest import seed_secrets
+
+    env = {**function_env, **seed_secrets(secret_manager, project, suffix="-cli-keys")}
+    path = tmp_path / "keys.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.endswith("_EMULATOR_HOST") and k != "GOOGLE_CLOUD_PROJECT"}
+        return subprocess.run([str(CLI), "--env-file", str(path), "keys", *args],
+                              capture_output=True, text=True, env=clean, timeout=120, check=False)
+    return run
+
+
+def test_keys_status_rotate_and_a_refused_retirement(keys_cli):
+    status = keys_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "primary" in status.stdout and status.stdout.splitlines()[1].split()[0] == "1"
+    rotated = keys_cli("rotate")
+    assert rotated.returncode == 0 and "Added key 2" in rotated.stdout
+    after = keys_cli("status").stdout
+    primary = [line for line in after.splitlines() if "primary" in line]
+    assert len(primary) == 1 and primary[0].split()[0] == "2"
+    # The primary may never be retired; key 1 not yet, while instances may still seal with it.
+    for key in ("2", "1"):
+        refused = keys_cli("retire", key)
+        assert refused.returncode == 2 and "disabled" not in refused.stdout, refused
+        assert refused.stderr.startswith("retire: ")
+    private = keys_cli("rotate").stdout
+    assert "BEGIN" not in private and "private_key" not in private
