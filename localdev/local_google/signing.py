@@ -60,8 +60,12 @@ def at_hash(access_token: str) -> str:
 
 
 def self_signed_certificate(key: rsa.RSAPrivateKey, common_name: str, days: int) -> str:
-    """A PEM certificate for the key, valid from yesterday for `days` days."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    """A PEM certificate for the key, valid from yesterday for `days` days.
+
+    X.509 caps a common name at 64 characters; a longer one (a service account's email can
+    reach 100) is cut there: the certificate is found by its key id, never by its name.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()

@@ -82,3 +82,12 @@ def test_an_empty_target_audience_is_refused(google, key_file):
     answer = requests.post(info["token_uri"], data={
         "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": bad}, timeout=10)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_scope"
+
+
+def test_an_account_with_a_long_email_gets_a_key_file(google):
+    email = "offline-access-account@demo-offline-access.iam.gserviceaccount.com"  # 66 characters
+    info = google.service_account_key(email, "demo-offline-access")
+    credentials = service_account.IDTokenCredentials.from_service_account_info(
+        info, target_audience=AUDIENCE)
+    credentials.refresh(Request())
+    assert verify(google, credentials.token, AUDIENCE)["email"] == email
