@@ -16,6 +16,7 @@ exception (a bug) answers 500 JSON, never the server's HTML page.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ParamSpec
 
 import flask
 from werkzeug.datastructures import Headers
@@ -78,6 +79,29 @@ def _error_answer(
     if isinstance(exc, Misconfigured):
         log["fix"] = exc.fix
     return exc.status, exc.body()
+
+
+P = ParamSpec("P")
+INTERNAL_ERROR = {"error": "internal_error",
+                  "message": "Something went wrong on the server. Try again later."}
+
+
+def answers_json_on_bugs(event: str) -> Callable[[Callable[P, flask.Response]], Callable[P, flask.Response]]:
+    """A handler's unexpected exception (a bug) answers 500 JSON, never the server's HTML page,
+    and logs one line with the exception's type only (its message may quote request data)."""
+
+    def decorate(handler: Callable[P, flask.Response]) -> Callable[P, flask.Response]:
+        @functools.wraps(handler)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> flask.Response:
+            try:
+                return handler(*args, **kwargs)
+            except Exception as exc:
+                logging.getLogger(__name__).exception("%s failed unexpectedly", event)
+                emit("ERROR", f"{event}: internal_error", event=event, status=500,
+                     outcome="internal_error", exception_type=type(exc).__name__)
+                return json_response(500, dict(INTERNAL_ERROR), {})
+        return guarded
+    return decorate
 
 
 def _severity(status: int) -> str:
@@ -201,8 +225,7 @@ def handle_exchange(
         log["tokens_revoked"] = exc.revoked
     except Exception as exc:  # a bug: the JSON contract holds, and the log says what broke
         logging.getLogger(__name__).exception("exchange_code failed unexpectedly")
-        status, body = 500, {"error": "internal_error",
-                             "message": "Something went wrong on the server. Try again later."}
+        status, body = 500, dict(INTERNAL_ERROR)
         log.update(error="internal_error", exception_type=type(exc).__name__)
     log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     outcome = "signed in" if status == 200 else (body or {}).get("error", "preflight")
@@ -234,6 +257,7 @@ _ACCOUNT_HANDLERS: dict[str, Callable[[account_api.AccountDependencies, str | No
 }
 
 
+@answers_json_on_bugs("account_api")
 def handle_account_api(
     request: flask.Request, get_deps: Callable[[], account_api.AccountDependencies]
 ) -> flask.Response:
@@ -276,6 +300,7 @@ def handle_account_api(
     return json_response(status, body, headers)
 
 
+@answers_json_on_bugs("disconnect_user")
 def handle_disconnect_user(
     request: flask.Request, get_deps: Callable[[], SharedDependencies]
 ) -> flask.Response:
@@ -376,6 +401,7 @@ def job_request(request: flask.Request, timeout: float) -> tuple[str | None, boo
     return sub, everyone
 
 
+@answers_json_on_bugs("offline_job")
 def handle_offline_job(
     request: flask.Request, get_deps: Callable[[], JobDependencies]
 ) -> flask.Response:
