@@ -8,6 +8,9 @@
 3. Decide the result without I/O (`offline.decision.decide`).
 4. Record it (`JobStore.finish`), which also releases the claim, and log one line.
 
+`process_user` does all four for one user. A batch of users (`offline.batch`) claims them all in
+one write, then runs steps 2 and 3 for each (`work_claimed`), and records their results together.
+
 Nothing here raises: every failure becomes a result and a log line.
 """
 
@@ -19,7 +22,7 @@ from typing import Any
 
 from ..errors import OfflineAccessError, Unavailable
 from ..googleapis.token_endpoint import TokenResponse, refresh_access_token
-from ..store.job_claims import DueUser
+from ..store.job_claims import ClaimOutcome, DueUser
 from ..store.job_results import Outcome, UserResult
 from ..structured_log import emit, user_ref
 from .api_session import ApiSession
@@ -33,8 +36,7 @@ from .tokens import UserTokens
 def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserResult:
     """Claim one due user for the run, do their tasks, and record the result."""
     started = deps.clock()
-    log: dict[str, Any] = {"event": "offline_job_user", "run_id": run.run_id,
-                           "user": user_ref(user.sub)}
+    log = user_log(run, user.sub)
     try:
         claim = deps.jobs.claim(
             user,
@@ -46,28 +48,49 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
     except Unavailable:
         result = UserResult(Outcome.SKIPPED, "firestore_unavailable", outage=True,
                             severity="WARNING")
-        _log_user(deps, result, log, started)
+        log_user(deps, result, log, started)
         return result
     if claim.user is None:
-        result = UserResult(Outcome.SKIPPED, claim.skipped, severity="DEBUG")
-        _log_user(deps, result, log, started)
+        result = skipped(claim)
+        log_user(deps, result, log, started)
         return result
-    if claim.took_over_expired:
-        # The previous holder crashed or ran out of time: a timeout, not a credential problem.
-        log["previous_claim_expired"] = True
-    now = deps.now()
-    attempt = _work(deps, claim.user, run, now, log)
-    result = decide(claim.user, attempt, now=now, policy=deps.policy)
+    result, now = work_claimed(deps, claim.user, run, log,
+                               took_over_expired=claim.took_over_expired)
     try:
         log["saved"] = deps.jobs.finish(claim.user, result, run_id=run.run_id, now=now,
                                         claim_id=run.claim_id)
     except Unavailable:
         # The claim stays until it expires; the user is due again then.
-        log["saved"] = "failed"
-        if result.severity == "INFO":
-            result = replace(result, severity="WARNING")
-    _log_user(deps, result, log, started)
+        result = not_saved(result, log)
+    log_user(deps, result, log, started)
     return result
+
+
+def user_log(run: RunContext, sub: str) -> dict[str, Any]:
+    """The start of a user's log line."""
+    return {"event": "offline_job_user", "run_id": run.run_id, "user": user_ref(sub)}
+
+
+def skipped(claim: ClaimOutcome) -> UserResult:
+    """The result of a user that was not claimed."""
+    return UserResult(Outcome.SKIPPED, claim.skipped, severity="DEBUG")
+
+
+def not_saved(result: UserResult, log: dict[str, Any]) -> UserResult:
+    """A result whose write failed: the claim stays until it expires, the user is due again then."""
+    log["saved"] = "failed"
+    return replace(result, severity="WARNING") if result.severity == "INFO" else result
+
+
+def work_claimed(deps: JobDependencies, user: DueUser, run: RunContext, log: dict[str, Any], *,
+                 took_over_expired: bool = False) -> tuple[UserResult, dt.datetime]:
+    """Work on a claimed user and decide the result (not yet written); and when it was decided."""
+    if took_over_expired:
+        # The previous holder crashed or ran out of time: a timeout, not a credential problem.
+        log["previous_claim_expired"] = True
+    now = deps.now()
+    attempt = _work(deps, user, run, now, log)
+    return decide(user, attempt, now=now, policy=deps.policy), now
 
 
 def _work(
@@ -114,7 +137,8 @@ def _work(
     return attempt
 
 
-def _log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:
+def log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:
+    """Write the user's one log line."""
     detail = f" ({result.detail})" if result.detail else ""
     if result.fix:
         log["fix"] = result.fix
