@@ -25,3 +25,12 @@ _job = wiring.Lazy(wiring.build_job_dependencies)
 def run_offline_job(request: flask.Request) -> flask.Response:
     """Called by Cloud Scheduler: process every due user with their offline access."""
     return http_adapter.handle_offline_job(request, _job.get)
+
+
+_worker = wiring.Lazy(wiring.build_worker)
+
+
+@functions_framework.http
+def run_offline_worker(request: flask.Request) -> flask.Response:
+    """Called by the work topic's push subscription: process one message's users."""
+    return http_adapter.handle_worker_push(request, _worker.get)

@@ -131,6 +131,24 @@ class ResultWriter:
             log_user(deps, result, item.log, item.started)
 
 
+class Breaker:
+    """Opens after `threshold` users in a row met an outage."""
+
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+        self.open = False
+
+    def record(self, result: UserResult) -> None:
+        if result.outcome is Outcome.SKIPPED and not result.outage:
+            return
+        with self._lock:
+            self._in_a_row = self._in_a_row + 1 if result.outage else 0
+            if self._in_a_row >= self._threshold:
+                self.open = True
+
+
 def claim_batch(deps: JobDependencies, users: Sequence[DueUser], run: RunContext,
                 record: Record) -> list[ClaimOutcome]:
     """Claim `users` for the run in one write; returns the claims made.

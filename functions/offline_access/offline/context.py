@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ..dependencies import SharedDependencies
+from ..messaging.publisher import Publisher
 from ..store.job_claims import JobStore
 from .backoff import CALL_RETRIES, DEFERRAL, Backoff
 from .decision import Policy
@@ -33,6 +34,8 @@ class JobDependencies(SharedDependencies):
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     log_stream: TextIO | None = None
+    # With `JOB_MODE=pubsub`: where the scheduled call publishes the work (`offline.dispatch`).
+    publisher: Publisher | None = None
     jobs: JobStore = field(init=False)
 
     def __post_init__(self) -> None:

@@ -40,11 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OfflineAccessError
-from ..store.job_claims import ClaimOutcome, DueUser, Snapshot
+from ..store.job_claims import ClaimOutcome, DueUser, Snapshot, backlog_age
 from ..store.job_results import Outcome, UserResult
-from ..store.users import stored_time
 from ..structured_log import emit, user_ref
-from .batch import ResultWriter, UserPool, claim_batch, release_unstarted, work_on
+from .batch import Breaker, ResultWriter, UserPool, claim_batch, release_unstarted, work_on
 from .context import JobDependencies, RunContext
 from .one_user import process_user
 
@@ -105,24 +104,6 @@ class RunSummary:
         }
 
 
-class _Breaker:
-    """Opens after `threshold` users in a row met an outage."""
-
-    def __init__(self, threshold: int) -> None:
-        self._threshold = threshold
-        self._in_a_row = 0
-        self._lock = threading.Lock()
-        self.open = False
-
-    def record(self, result: UserResult) -> None:
-        if result.outcome is Outcome.SKIPPED and not result.outage:
-            return
-        with self._lock:
-            self._in_a_row = self._in_a_row + 1 if result.outage else 0
-            if self._in_a_row >= self._threshold:
-                self.open = True
-
-
 def start_run(deps: JobDependencies, run_id: str) -> RunContext:
     """The context of a run (or of one delivery of a message), once its secrets are readable.
 
@@ -159,7 +140,7 @@ def run_offline_job(
     summary = RunSummary(run_id=run_id)
     # Fail before touching any user if a secret is missing.
     run = start_run(deps, run_id)
-    breaker = _Breaker(deps.breaker_threshold)
+    breaker = Breaker(deps.breaker_threshold)
     lock = threading.Lock()
 
     def record(result: UserResult) -> None:
@@ -182,7 +163,7 @@ def run_offline_job(
     try:
         for page in pages:
             if summary.pages == 0:
-                summary.backlog_age_seconds = _age(page[0], run.started_at)
+                summary.backlog_age_seconds = backlog_age(page[0], run.started_at)
             summary.pages += 1
             stop = stop_reason()
             if stop:
@@ -269,12 +250,6 @@ def _due_pages(
             if following is None:
                 return
             page = following.result()
-
-
-def _age(snapshot: Snapshot, now: dt.datetime) -> float | None:
-    """How long the user of `snapshot` has been due at `now`, in seconds."""
-    due = stored_time((snapshot.to_dict() or {}).get("next_run_at"))
-    return round(max((now - due).total_seconds(), 0.0), 1) if due else None
 
 
 def _claim_position(claim: ClaimOutcome) -> dict[str, Any]:

@@ -104,6 +104,12 @@ class DueUser:
         return cls(sub=snapshot.id, data=snapshot.to_dict() or {}, update_time=snapshot.update_time)
 
 
+def backlog_age(snapshot: Snapshot, now: dt.datetime) -> float | None:
+    """How long the user of `snapshot` has been due at `now`, in seconds (0 if not yet due)."""
+    due = stored_time((snapshot.to_dict() or {}).get("next_run_at"))
+    return round(max((now - due).total_seconds(), 0.0), 1) if due else None
+
+
 def skip_reason(user: DueUser, run_id: str, now: dt.datetime) -> str | None:
     """Why this run must not claim the user now, or None if it may."""
     if user.data.get("status") != STATUS_ACTIVE:
@@ -169,9 +175,13 @@ class JobStore:
 
     @maps_firestore_errors
     def due_page(
-        self, due_by: dt.datetime, page_size: int, after: Snapshot | None = None
+        self, due_by: dt.datetime, page_size: int, after: Snapshot | None = None,
+        select: Sequence[str] | None = None,
     ) -> list[Snapshot]:
         """One page of due active users, in `next_run_at` then name order, after `after`.
+
+        `select` reads only those fields (a projection: the dispatcher needs ids and due times,
+        not tokens); `next_run_at` is always among them, for the next page's cursor.
 
         Raises:
             Unavailable: Firestore failed or timed out.
@@ -183,6 +193,8 @@ class JobStore:
             .order_by(FieldPath.document_id())
             .limit(page_size)
         )
+        if select is not None:
+            query = query.select(sorted({"next_run_at", *select}))
         if after is not None:
             query = query.start_after(after)
         return list(query.get(retry=RETRY, timeout=TIMEOUT_SECONDS * 2))
