@@ -1,9 +1,14 @@
 """`make dev`: the whole system on this machine, with no Google account and no cloud project.
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
-(seeded with a client secret and a sealing key), the local Google, the two functions exactly as
+(seeded with a client secret and a sealing key), the local Google, the functions exactly as
 deployed (functions-framework serving `functions/main.py`), a scheduler that runs the offline
 job every minute, and the sign-in page. Ctrl-C stops everything and leaves no process behind.
+
+The job fans out through the official Pub/Sub emulator, as a `job_mode = "pubsub"` deployment
+does: the scheduled call publishes the due users, and the emulator pushes each message over
+HTTP to the local `run_offline_worker`. `DEV_JOB_MODE=inline` runs today's single function
+instead (no emulator, no worker).
 
 With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
 `DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
@@ -26,9 +31,10 @@ from pathlib import Path
 import requests
 from google.cloud import firestore as gcloud_firestore
 
+from . import pubsub_topology
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
-from .processes import REPO, FirestoreEmulator, FunctionServer
+from .processes import REPO, FirestoreEmulator, FunctionServer, PubSubEmulator
 from .site_config import write_config
 from .static_server import SITE_DIR, StaticSite
 
@@ -39,6 +45,8 @@ JOB_PORT = 8082
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
+WORKER_PORT = 8083
+PUBSUB_PORT = 8093
 LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
@@ -103,6 +111,12 @@ def main() -> int:
     client_secret = real_secret if use_real_google else "local-secret-" + secrets.token_urlsafe(16)
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
              "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
+    job_mode = settings.get("DEV_JOB_MODE", "").strip().lower() or "pubsub"
+    if job_mode not in ("inline", "pubsub"):
+        print(f"make dev: DEV_JOB_MODE must be inline or pubsub, not {job_mode!r}.", file=sys.stderr)
+        return 1
+    if job_mode == "pubsub":
+        ports.update({"run_offline_worker": WORKER_PORT, "Pub/Sub emulator": PUBSUB_PORT})
     if not use_real_google:
         ports["local Google"] = GOOGLE_PORT
     busy = busy_ports(ports)
@@ -160,10 +174,22 @@ def main() -> int:
         exchange = FunctionServer("exchange_code", env, port=EXCHANGE_PORT,
                                   output=open(LOG_DIR / "exchange_code.log", "w"))
         started.append(exchange)
+        if job_mode == "pubsub":
+            pubsub = PubSubEmulator(port=PUBSUB_PORT, output=open(LOG_DIR / "pubsub.log", "w"))
+            started.append(pubsub)
+            env["PUBSUB_EMULATOR_HOST"] = os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
+            worker = FunctionServer("run_offline_worker", env, port=WORKER_PORT,
+                                    output=open(LOG_DIR / "run_offline_worker.log", "w"))
+            started.append(worker)
+            topology = pubsub_topology.create(PROJECT, f"{worker.url}/")
+            env.update({"JOB_MODE": "pubsub", "JOB_WORK_TOPIC": topology.topic})
         job = FunctionServer("run_offline_job", env, port=JOB_PORT,
                              output=open(LOG_DIR / "run_offline_job.log", "w"))
         started.append(job)
 
+        fan_out = (f"Pub/Sub emulator localhost:{PUBSUB_PORT} pushes to run_offline_worker "
+                   f"http://localhost:{WORKER_PORT}" if job_mode == "pubsub"
+                   else "inline (DEV_JOB_MODE=inline)")
         exchange_url = f"http://localhost:{EXCHANGE_PORT}/"
         write_config(SITE_DIR, client_id=client_id, exchange_url=exchange_url, scopes=SCOPES,
                      gis_script_url=gis_script_url)
@@ -179,6 +205,7 @@ def main() -> int:
   sign-in page         http://localhost:{PAGE_PORT}
   exchange_code        http://localhost:{EXCHANGE_PORT}
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
+  fan-out              {fan_out}
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
   Secret Manager       local, {secret_manager.host_port} (gRPC)
   Firestore emulator   http://{firestore.host_port}
@@ -187,7 +214,8 @@ def main() -> int:
 Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything.
 """, flush=True)
         while not stop.wait(1):
-            for component in (firestore, exchange, job):
+            for component in [c for c in started
+                              if isinstance(c, FunctionServer | FirestoreEmulator | PubSubEmulator)]:
                 if component.popen.poll() is not None:
                     print(f"{component.name} exited (code {component.popen.returncode}); "
                           f"see {LOG_DIR.relative_to(REPO)}/", file=sys.stderr)
