@@ -7,12 +7,25 @@ locals {
 
   exchange_function_name = "${local.prefix}-exchange"
   job_function_name      = "${local.prefix}-job"
+  worker_function_name   = "${local.prefix}-worker"
   scheduler_job_name     = "${local.prefix}-job"
+
+  # Fan-out (fanout.tf): created with job_mode = "pubsub" only.
+  fanout                      = var.job_mode == "pubsub"
+  work_topic_id               = "${local.prefix}-work"
+  work_subscription_id        = "${local.prefix}-work-push"
+  dead_letter_topic_id        = "${local.prefix}-work-dead-letter"
+  dead_letter_subscription_id = "${local.prefix}-work-dead-letter"
+  work_topic_name             = "projects/${var.project_id}/topics/${local.work_topic_id}"
+  pubsub_service_agent        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  max_google_calls_in_flight  = local.fanout ? var.worker_max_instances * var.worker_concurrency : var.job_max_instances * var.job_concurrency
 
   # Service account IDs (6-30 characters): one per function, one for Cloud
   # Scheduler, one for Cloud Build.
   exchange_sa_id  = "${local.prefix}-exchange"
   job_sa_id       = "${local.prefix}-job"
+  worker_sa_id    = "${local.prefix}-worker"
+  push_sa_id      = "${local.prefix}-push"
   scheduler_sa_id = "${local.prefix}-scheduler"
   build_sa_id     = "${local.prefix}-build"
 
@@ -80,9 +93,21 @@ locals {
     JOB_CONCURRENCY             = tostring(var.job_concurrency)
     JOB_PAGE_SIZE               = tostring(var.job_page_size)
     JOB_INTERVAL_SECONDS        = tostring(var.job_interval_seconds)
+    JOB_MODE                    = var.job_mode
+    JOB_WORK_TOPIC              = local.fanout ? local.work_topic_name : ""
+    JOB_MESSAGE_USERS           = tostring(var.job_message_users)
+    JOB_MAX_DELIVERY_ATTEMPTS   = tostring(var.worker_max_delivery_attempts)
     # A claim must outlive the longest run that can still be working on a user.
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.
     LOG_EXECUTION_ID = "true"
   }
+}
+
+#-- Schedule period (the alerts count intervals of it) --#
+
+locals {
+  # "*/N * * * *" runs every N minutes; any other schedule must state its period.
+  schedule_every_minutes  = try(tonumber(regex("^\\*/([0-9]+) \\* \\* \\* \\*$", trimspace(var.job_schedule))[0]), null)
+  schedule_period_seconds = coalesce(var.job_schedule_period_seconds, try(local.schedule_every_minutes * 60, null), 0)
 }
