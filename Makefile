@@ -86,11 +86,21 @@ test: lint chromium $(CHECKOV) npm tf-offline-cache
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-# Run the benchmarks; figures go to bench/results/ and the terminal.
+# Run the benchmarks; figures go to bench/results/ and the terminal (about 8 minutes).
+# Smaller runs: make bench-quick, or pass BENCH_JOB_ARGS / BENCH_FANOUT_ARGS (see each module's --help).
+BENCH_JOB_ARGS ?=
+BENCH_FANOUT_ARGS ?=
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) -m bench.bench_exchange
-	$(PY) -m bench.bench_offline_job
+	$(PY) -m bench.bench_offline_job $(BENCH_JOB_ARGS)
+	$(PY) -m bench.bench_fanout $(BENCH_FANOUT_ARGS)
+
+# The job and fan-out benchmarks on fewer users (about 3 minutes; the figures are rougher).
+.PHONY: bench-quick
+bench-quick: $(STAMP)
+	$(PY) -m bench.bench_offline_job --users 500,2000 --baseline-users 50
+	$(PY) -m bench.bench_fanout --users 300 --scale-users 1200
 
 # Lint the Python code and check the types of functions/.
 .PHONY: lint

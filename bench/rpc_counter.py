@@ -65,7 +65,13 @@ def install() -> None:
     grpc.insecure_channel = counting_channel
     path = os.environ.get("BENCH_RPC_COUNTS")
     if path:
-        threading.Thread(target=_report_to, args=(path,), daemon=True).start()
+        def start_reporting() -> None:
+            threading.Thread(target=_report_to, args=(path,), daemon=True).start()
+
+        # gunicorn forks its workers from the process that imported the function: threads do
+        # not survive a fork, so each worker starts its own reporter (and its own counts).
+        os.register_at_fork(after_in_child=lambda: (_counts.clear(), start_reporting()))
+        start_reporting()
 
 
 def counts(prefix: str = "/google.firestore.") -> dict[str, int]:
