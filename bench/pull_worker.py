@@ -3,11 +3,11 @@
 The Pub/Sub emulator pushes at most two requests at a time per subscription (measured here:
 60 messages to an endpoint that answers after 1 s took 30 s, never more than 2 in flight),
 so pushing cannot feed four worker processes. This process stands in for one Cloud Run
-instance instead: the real subscriber client pulls from the work subscription with flow control
-(`--messages` outstanding, as `worker_messages_per_instance`), and hands each message to the
-same `Worker.handle` the push adapter calls, acknowledging it on success and nacking it on a
-failure, as a 2xx or an error answer would. The emulator spreads the messages over the
-processes pulling.
+instance instead: `--messages` threads (as `worker_messages_per_instance`) each pull one message
+with the real subscriber client when free, hand it to the same `Worker.handle` the push adapter
+calls, and acknowledge it on success or hand it back on a failure, as a 2xx or an error answer
+would. Pulling one message only when free spreads the messages evenly, as pushes to free
+instances do (streaming pull let the first process lease most of them).
 
     python -m bench.pull_worker SUBSCRIPTION --messages 4   (environment: the worker's)
 """
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from google.cloud import pubsub_v1
 
@@ -40,29 +38,31 @@ def main() -> None:
     worker.deps.secrets.get(worker.deps.config.client_secret_version)
     worker.deps.sealer.check_ready()
 
-    def handle(message) -> None:
-        delivery = PushDelivery(message_id=message.message_id, data=message.data,
-                                attributes=dict(message.attributes), subscription=args.subscription,
-                                delivery_attempt=message.delivery_attempt)
-        try:
-            worker.handle(delivery)
-        except OfflineAccessError:
-            message.nack()
-            return
-        message.ack()
-
     subscriber = pubsub_v1.SubscriberClient()
-    flow = pubsub_v1.types.FlowControl(max_messages=args.messages)
+
+    def serve() -> None:
+        """One message at a time, asked for only when free: as a push to a free slot."""
+        while True:
+            answer = subscriber.pull(subscription=args.subscription, max_messages=1, timeout=30)
+            for item in answer.received_messages:
+                message = item.message
+                delivery = PushDelivery(message_id=message.message_id, data=bytes(message.data),
+                                        attributes=dict(message.attributes),
+                                        subscription=args.subscription,
+                                        delivery_attempt=item.delivery_attempt or None)
+                try:
+                    worker.handle(delivery)
+                except OfflineAccessError:
+                    subscriber.modify_ack_deadline(subscription=args.subscription,
+                                                   ack_ids=[item.ack_id], ack_deadline_seconds=0)
+                    continue
+                subscriber.acknowledge(subscription=args.subscription, ack_ids=[item.ack_id])
+
     # As many messages at once as an instance serves deliveries (worker_messages_per_instance).
-    scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(ThreadPoolExecutor(args.messages))
-    future = subscriber.subscribe(args.subscription, handle, flow_control=flow, scheduler=scheduler)
+    for _ in range(args.messages):
+        threading.Thread(target=serve, daemon=True).start()
     print("ready", flush=True)
-    stop = threading.Event()
-    try:
-        stop.wait()
-    finally:
-        future.cancel()
-        sys.exit(0)
+    threading.Event().wait()
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from google.api_core import exceptions as api_exceptions
-from google.cloud.pubsub_v1 import PublisherClient
-from google.cloud.pubsub_v1.types import BatchSettings
 
 from ..errors import Unavailable
 
 # A batch leaves after 100 messages, 1 MB or 20 ms, whichever comes first.
-BATCH_SETTINGS = BatchSettings(max_messages=100, max_bytes=1_000_000,
-                                               max_latency=0.02)
+BATCH = {"max_messages": 100, "max_bytes": 1_000_000, "max_latency": 0.02}
 WAIT_SECONDS = 30.0
 
 
@@ -32,9 +30,16 @@ def pubsub_unavailable() -> Unavailable:
 class Publisher:
     """Publishes messages to one topic."""
 
-    def __init__(self, topic: str, client: PublisherClient | None = None) -> None:
+    def __init__(self, topic: str, client: Any = None) -> None:
         self.topic = topic
-        self._client = client or PublisherClient(batch_settings=BATCH_SETTINGS)
+        if client is None:
+            # Imported here: only the dispatcher publishes, and the library takes a tenth of a
+            # second to import, which every other function's cold start would pay.
+            from google.cloud.pubsub_v1 import PublisherClient
+            from google.cloud.pubsub_v1.types import BatchSettings
+
+            client = PublisherClient(batch_settings=BatchSettings(**BATCH))
+        self._client = client
 
     def publish(self, data: bytes, attributes: dict[str, str]) -> Future[str]:
         """Queue one message; the future gives its message id."""
