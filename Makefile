@@ -69,7 +69,7 @@ chromium:
 	@test -x $(CHROMIUM) || { echo "Chromium is missing: apt-get install chromium"; exit 1; }
 
 # Run the whole system locally on http://localhost:8080: page, functions, local Google, Secret
-# Manager and Firestore emulator; its data is kept in .dev-data/ from one run to the next.
+# Manager, Firestore and Pub/Sub emulators; its data is kept in .dev-data/ from one run to the next.
 .PHONY: dev
 dev: $(STAMP)
 	PYTHONPATH=functions $(PY) -m localdev.dev
@@ -95,12 +95,22 @@ test: lint chromium $(CHECKOV) npm tf-offline-cache
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-# Run the benchmarks; figures go to bench/results/ and the terminal.
+# Run the benchmarks; figures go to bench/results/ and the terminal (about 8 minutes).
+# Smaller runs: make bench-quick, or pass BENCH_JOB_ARGS / BENCH_FANOUT_ARGS (see each module's --help).
+BENCH_JOB_ARGS ?=
+BENCH_FANOUT_ARGS ?=
 .PHONY: bench
 bench: $(STAMP)
 	PYTHONPATH=functions $(PY) -m bench.bench_sealing
 	PYTHONPATH=functions $(PY) -m bench.bench_exchange
-	PYTHONPATH=functions $(PY) -m bench.bench_offline_job
+	PYTHONPATH=functions $(PY) -m bench.bench_offline_job $(BENCH_JOB_ARGS)
+	PYTHONPATH=functions $(PY) -m bench.bench_fanout $(BENCH_FANOUT_ARGS)
+
+# Run the job and fan-out benchmarks on fewer users (about 3 minutes; the figures are rougher).
+.PHONY: bench-quick
+bench-quick: $(STAMP)
+	PYTHONPATH=functions $(PY) -m bench.bench_offline_job --users 500,2000 --baseline-users 50
+	PYTHONPATH=functions $(PY) -m bench.bench_fanout --users 300 --scale-users 1200
 
 # Lint the Python code and check the types of functions/.
 .PHONY: lint

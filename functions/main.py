@@ -45,3 +45,12 @@ _disconnect = wiring.Lazy(wiring.build_disconnect_dependencies)
 def disconnect_user(request: flask.Request) -> flask.Response:
     """Internal (IAM): revoke a user's grant at Google and delete every record of them."""
     return http_adapter.handle_disconnect_user(request, _disconnect.get)
+
+
+_worker = wiring.Lazy(wiring.build_worker)
+
+
+@functions_framework.http
+def run_offline_worker(request: flask.Request) -> flask.Response:
+    """Called by the work topic's push subscription: process one message's users."""
+    return http_adapter.handle_worker_push(request, _worker.get)

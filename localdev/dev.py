@@ -17,6 +17,11 @@ restored at the fresh local Google. `make dev-reset` deletes `.dev-data/` to sta
 `make retire-sealing-key DEV=1 KEY=N` run the key operations against this stack: they read
 `.dev-logs/key-operations.env`, which names its secrets and emulators.
 
+The job fans out through the official Pub/Sub emulator, as a `job_mode = "pubsub"` deployment
+does: the scheduled call publishes the due users, and the emulator pushes each message over
+HTTP to the local `run_offline_worker`. `DEV_JOB_MODE=inline` runs today's single function
+instead (no emulator, no worker).
+
 With a real web OAuth client (its JavaScript origin http://localhost:8080) given as
 `DEV_OAUTH_CLIENT_ID` and `DEV_OAUTH_CLIENT_SECRET`, in the environment or a git-ignored
 `.env`, the page and the functions use the real Google instead of the local one; everything else
@@ -37,10 +42,11 @@ from pathlib import Path
 import requests
 from google.cloud import firestore as gcloud_firestore
 
+from . import pubsub_topology
 from .dev_data import DevData, restore_grants
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
-from .processes import REPO, FirestoreEmulator, FunctionServer
+from .processes import REPO, FirestoreEmulator, FunctionServer, PubSubEmulator
 from .site_config import brand_from, write_config
 from .stack_secrets import public_only, seed
 from .static_server import SITE_DIR, StaticSite
@@ -54,6 +60,8 @@ DISCONNECT_PORT = 8084
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
+WORKER_PORT = 8085
+PUBSUB_PORT = 8093
 LOCAL_CLIENT_ID = "local-dev-client.apps.googleusercontent.com"
 SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
@@ -133,6 +141,12 @@ def main() -> int:
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
              "account_api": ACCOUNT_PORT, "disconnect_user": DISCONNECT_PORT,
              "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
+    job_mode = settings.get("DEV_JOB_MODE", "").strip().lower() or "pubsub"
+    if job_mode not in ("inline", "pubsub"):
+        print(f"make dev: DEV_JOB_MODE must be inline or pubsub, not {job_mode!r}.", file=sys.stderr)
+        return 1
+    if job_mode == "pubsub":
+        ports.update({"run_offline_worker": WORKER_PORT, "Pub/Sub emulator": PUBSUB_PORT})
     if not use_real_google:
         ports["local Google"] = GOOGLE_PORT
     busy = busy_ports(ports)
@@ -201,16 +215,30 @@ def main() -> int:
             account_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
 
         write_key_operations_env(env)
+        if job_mode == "pubsub":
+            pubsub = PubSubEmulator(port=PUBSUB_PORT, output=open(LOG_DIR / "pubsub.log", "w"))
+            started.append(pubsub)
+            env["PUBSUB_EMULATOR_HOST"] = os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
         # As deployed: the public functions seal with the public key and cannot open tokens.
-        functions = {}
-        for target, port, own_env in (("exchange_code", EXCHANGE_PORT, public_only(env)),
-                                      ("run_offline_job", JOB_PORT, env),
-                                      ("account_api", ACCOUNT_PORT, {**public_only(env), **account_env}),
-                                      ("disconnect_user", DISCONNECT_PORT, env)):
+        functions: dict[str, FunctionServer] = {}
+
+        def start(target: str, port: int, own_env: dict[str, str]) -> FunctionServer:
             functions[target] = FunctionServer(target, own_env, port=port,
                                                output=open(LOG_DIR / f"{target}.log", "w"))
             started.append(functions[target])
-        job = functions["run_offline_job"]
+            return functions[target]
+
+        if job_mode == "pubsub":
+            worker = start("run_offline_worker", WORKER_PORT, env)
+            topology = pubsub_topology.create(PROJECT, f"{worker.url}/")
+            env.update({"JOB_MODE": "pubsub", "JOB_WORK_TOPIC": topology.topic})
+        start("exchange_code", EXCHANGE_PORT, public_only(env))
+        job = start("run_offline_job", JOB_PORT, env)
+        start("account_api", ACCOUNT_PORT, {**public_only(env), **account_env})
+        start("disconnect_user", DISCONNECT_PORT, env)
+        fan_out = (f"Pub/Sub emulator localhost:{PUBSUB_PORT} pushes to run_offline_worker "
+                   f"http://localhost:{WORKER_PORT}" if job_mode == "pubsub"
+                   else "inline (DEV_JOB_MODE=inline)")
 
         write_config(SITE_DIR, client_id=client_id, exchange_url="/api/exchange",
                      account_api_url="/api", scopes=SCOPES, gis_script_url=gis_script_url,
@@ -241,6 +269,7 @@ def main() -> int:
   account_api          http://localhost:{ACCOUNT_PORT}   (/api/me, /api/sign-out, /api/disconnect, ...)
   disconnect_user      http://localhost:{DISCONNECT_PORT}   (internal: revoke and delete)
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
+  fan-out              {fan_out}
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
   Secret Manager       local, {secret_manager.host_port} (gRPC)
   Firestore emulator   http://{firestore.host_port}, data {kept}
@@ -251,7 +280,8 @@ Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops 
 the data for next time (`make dev-reset` starts clean).
 """, flush=True)
         while not stop.wait(1):
-            for component in (firestore, *functions.values()):
+            for component in [c for c in started
+                              if isinstance(c, FunctionServer | FirestoreEmulator | PubSubEmulator)]:
                 if component.popen.poll() is not None:
                     print(f"{component.name} exited (code {component.popen.returncode}); "
                           f"see {LOG_DIR.relative_to(REPO)}/", file=sys.stderr)

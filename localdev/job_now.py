@@ -15,12 +15,15 @@ import argparse
 import datetime as dt
 import os
 import sys
+import time
 
 import requests
 
 from .dev_report import DEFAULT_FIRESTORE, DEFAULT_PROJECT, user_lines
 
 JOB_URL = "http://localhost:8082/"
+# With the fan-out the workers finish a moment after the dispatch answers.
+WORKERS_SETTLE_SECONDS = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     from offline_access.store.users import UserStore
 
     client = firestore.Client(project=args.project)
+    if "users_dispatched" in body:  # make dev fans out (JOB_MODE=pubsub): workers do the users
+        print(f"Dispatched {body['users_dispatched']} due user(s) in {body['messages']} "
+              "message(s) to run_offline_worker through the Pub/Sub emulator.")
+        if body["users_dispatched"]:
+            time.sleep(WORKERS_SETTLE_SECONDS)
+            print("\n".join(user_lines(client)))
+            return 0
+        body = {**body, "users_processed": 0}
     next_due = None if body["users_processed"] else AccountStore(UserStore(client)).next_due_at()
     for line in describe(body, next_due, now, "make dev"):
         print(line)

@@ -9,7 +9,18 @@ locals {
   job_function_name        = "${local.prefix}-job"
   account_function_name    = "${local.prefix}-account"
   disconnect_function_name = "${local.prefix}-disconnect"
+  worker_function_name     = "${local.prefix}-worker"
   scheduler_job_name       = "${local.prefix}-job"
+
+  # Fan-out (fanout.tf): created with job_mode = "pubsub" only.
+  fanout                      = var.job_mode == "pubsub"
+  work_topic_id               = "${local.prefix}-work"
+  work_subscription_id        = "${local.prefix}-work-push"
+  dead_letter_topic_id        = "${local.prefix}-work-dead-letter"
+  dead_letter_subscription_id = "${local.prefix}-work-dead-letter"
+  work_topic_name             = "projects/${var.project_id}/topics/${local.work_topic_id}"
+  pubsub_service_agent        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  max_google_calls_in_flight  = local.fanout ? var.worker_max_instances * var.worker_concurrency : var.job_max_instances * var.job_concurrency
 
   # Service account IDs (6-30 characters): one per function, one for Cloud
   # Scheduler, one for Cloud Build. The disconnect function's is "-revoker":
@@ -18,6 +29,8 @@ locals {
   job_sa_id        = "${local.prefix}-job"
   account_sa_id    = "${local.prefix}-account"
   disconnect_sa_id = "${local.prefix}-revoker"
+  worker_sa_id     = "${local.prefix}-worker"
+  push_sa_id       = "${local.prefix}-push"
   scheduler_sa_id  = "${local.prefix}-scheduler"
   build_sa_id      = "${local.prefix}-build"
 
@@ -72,10 +85,9 @@ locals {
 #-- Function environment --#
 
 locals {
-  # How long a pending disconnect may wait for the next run: the period of a
-  # "*/N * * * *" schedule, else an hour (the account API says "by HH:MM").
-  schedule_minutes            = try(tonumber(regex("^\\*/([0-9]+) \\* \\* \\* \\*$", trimspace(var.job_schedule))[0]), 60)
-  job_schedule_period_seconds = local.schedule_minutes * 60
+  # How long a pending disconnect may wait for the next run (the account API
+  # says "by HH:MM"): the schedule's period, else an hour.
+  job_schedule_period_seconds = local.schedule_period_seconds > 0 ? local.schedule_period_seconds : 3600
 }
 
 locals {
@@ -106,6 +118,10 @@ locals {
     SESSION_KEY_VERSION              = "${google_secret_manager_secret.session_key.id}/versions/${var.session_key_version}"
     SESSION_LIFETIME_SECONDS         = tostring(var.session_lifetime_days * 86400)
     SIGN_IN_ATTEMPT_SECONDS          = "600"
+    JOB_MODE                         = var.job_mode
+    JOB_WORK_TOPIC                   = local.fanout ? local.work_topic_name : ""
+    JOB_MESSAGE_USERS                = tostring(var.job_message_users)
+    JOB_MAX_DELIVERY_ATTEMPTS        = tostring(var.worker_max_delivery_attempts)
     # A claim must outlive the longest run that can still be working on a user.
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.
@@ -131,4 +147,12 @@ locals {
     TOKEN_SEALING_KEY_VERSION         = "${google_secret_manager_secret.token_sealing_key.id}/versions/${coalesce(var.token_sealing_key_version, "latest")}"
     LOG_USER_REF_KEY_VERSION          = local.function_environment.LOG_USER_REF_KEY_VERSION
   }
+}
+
+#-- Schedule period (the alerts count intervals of it) --#
+
+locals {
+  # "*/N * * * *" runs every N minutes; any other schedule must state its period.
+  schedule_every_minutes  = try(tonumber(regex("^\\*/([0-9]+) \\* \\* \\* \\*$", trimspace(var.job_schedule))[0]), null)
+  schedule_period_seconds = coalesce(var.job_schedule_period_seconds, try(local.schedule_every_minutes * 60, null), 0)
 }

@@ -52,6 +52,31 @@ output "job_function_uri" {
   value       = google_cloudfunctions2_function.job.service_config[0].uri
 }
 
+output "worker_function_uri" {
+  description = "URL of run_offline_worker (job_mode = \"pubsub\"; null otherwise): internal ingress, invocable only by the push identity. Also the push subscription's endpoint and OIDC audience."
+  value       = try(google_cloudfunctions2_function.worker[0].service_config[0].uri, null)
+}
+
+output "work_topic" {
+  description = "The job's work topic (job_mode = \"pubsub\"; null otherwise)."
+  value       = try(google_pubsub_topic.work[0].id, null)
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription of the dead-letter topic, where failed work messages wait for the operator (job_mode = \"pubsub\"; null otherwise)."
+  value       = try(google_pubsub_subscription.dead_letter[0].id, null)
+}
+
+output "max_google_calls_in_flight" {
+  description = "The most calls to Google the job can have in flight: worker_max_instances x worker_concurrency in pubsub mode, job_max_instances x job_concurrency inline."
+  value       = local.max_google_calls_in_flight
+}
+
+output "dashboard_url" {
+  description = "The Cloud Monitoring dashboard of the deployment's series."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.operations.id), length(split("/", google_monitoring_dashboard.operations.id)) - 1)}?project=${var.project_id}"
+}
+
 output "scheduler_job_name" {
   description = "Cloud Scheduler job that calls run_offline_job (gcloud scheduler jobs run NAME --location REGION runs it now)."
   value       = google_cloud_scheduler_job.offline_job.name
@@ -71,6 +96,8 @@ output "service_accounts" {
     disconnect = google_service_account.disconnect.email
     scheduler  = google_service_account.scheduler.email
     build      = google_service_account.build.email
+    worker     = try(google_service_account.worker[0].email, null)
+    push       = try(google_service_account.push[0].email, null)
   }
 }
 

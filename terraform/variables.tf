@@ -549,6 +549,197 @@ variable "job_memory" {
   }
 }
 
+#-- Fan-out on Pub/Sub (job_mode = "pubsub") --#
+
+variable "job_mode" {
+  description = "How the scheduled job reaches its users (JOB_MODE). \"inline\": run_offline_job processes every due user itself, in one instance (one run handles about budget x users/s, see the README's crossover). \"pubsub\": run_offline_job dispatches the due users to a Pub/Sub topic and run_offline_worker instances process them, as many as worker_max_instances."
+  type        = string
+  default     = "inline"
+
+  validation {
+    condition     = contains(["inline", "pubsub"], var.job_mode)
+    error_message = "job_mode must be \"inline\" or \"pubsub\"."
+  }
+}
+
+variable "job_message_users" {
+  description = "Users per work message (JOB_MESSAGE_USERS): a message's users are read, claimed and recorded in one batched write each, so larger messages cost fewer Firestore RPCs, push requests and Pub/Sub minimum-size charges per user."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.job_message_users >= 1 && var.job_message_users <= 500
+    error_message = "job_message_users must be from 1 to 500 (one BatchWrite per message)."
+  }
+}
+
+variable "worker_max_instances" {
+  description = "Upper bound on run_offline_worker instances. With worker_concurrency, it caps the calls in flight to Google's token endpoint and APIs: worker_max_instances x worker_concurrency."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_max_instances >= 1 && var.worker_max_instances <= 100
+    error_message = "worker_max_instances must be from 1 to 100."
+  }
+}
+
+variable "worker_concurrency" {
+  description = "Users one run_offline_worker instance works on at once, across the messages it serves (its JOB_CONCURRENCY): each holds at most one call to Google."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.worker_concurrency >= 1 && var.worker_concurrency <= 64
+    error_message = "worker_concurrency must be from 1 to 64."
+  }
+}
+
+variable "worker_messages_per_instance" {
+  description = "Push deliveries (messages) one run_offline_worker instance serves at once (max_instance_request_concurrency). Their users share the instance's worker_concurrency threads, so more messages than one keep the threads busy while a message ends."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.worker_messages_per_instance >= 1 && var.worker_messages_per_instance <= 32
+    error_message = "worker_messages_per_instance must be from 1 to 32."
+  }
+}
+
+variable "worker_time_budget_seconds" {
+  description = "Hard deadline of one delivery (the worker's JOB_TIME_BUDGET_SECONDS): no user of the message starts after it, and no retry wait ends after it. Below worker_ack_deadline_seconds."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.worker_time_budget_seconds >= 10 && var.worker_time_budget_seconds <= 500
+    error_message = "worker_time_budget_seconds must be from 10 to 500."
+  }
+}
+
+variable "worker_ack_deadline_seconds" {
+  description = "Acknowledgement deadline of the push subscription: how long Pub/Sub waits for the worker's answer before it redelivers. At least worker_time_budget_seconds + 60 (the users in flight and the result write), at most 600."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.worker_ack_deadline_seconds >= 10 && var.worker_ack_deadline_seconds <= 600
+    error_message = "worker_ack_deadline_seconds must be from 10 to 600 (Pub/Sub's limit)."
+  }
+}
+
+variable "worker_timeout_seconds" {
+  description = "Request timeout of run_offline_worker: at least worker_ack_deadline_seconds, so a delivery is never cut off while Pub/Sub still waits for it."
+  type        = number
+  default     = 360
+
+  validation {
+    condition     = var.worker_timeout_seconds >= 60 && var.worker_timeout_seconds <= 3600
+    error_message = "worker_timeout_seconds must be from 60 to 3600."
+  }
+}
+
+variable "worker_max_delivery_attempts" {
+  description = "Delivery attempts of a work message before Pub/Sub forwards it to the dead-letter topic (JOB_MAX_DELIVERY_ATTEMPTS; the worker records the users of a failed last attempt as dead-lettered). Generous, because a push answered 429 by a saturated service also counts as an attempt."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_max_delivery_attempts >= 5 && var.worker_max_delivery_attempts <= 100
+    error_message = "worker_max_delivery_attempts must be from 5 to 100 (Pub/Sub's dead-letter policy)."
+  }
+}
+
+variable "worker_retry_backoff_seconds" {
+  description = "Minimum and maximum backoff of the push subscription's exponential retry policy, in seconds."
+  type        = object({ minimum = number, maximum = number })
+  default     = { minimum = 10, maximum = 600 }
+
+  validation {
+    condition     = var.worker_retry_backoff_seconds.minimum >= 0 && var.worker_retry_backoff_seconds.minimum <= var.worker_retry_backoff_seconds.maximum && var.worker_retry_backoff_seconds.maximum <= 600
+    error_message = "worker_retry_backoff_seconds needs 0 <= minimum <= maximum <= 600."
+  }
+}
+
+variable "worker_cpu" {
+  description = "vCPUs of a run_offline_worker instance."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.worker_cpu))
+    error_message = "worker_cpu must be a number such as \"1\" or \"2\"."
+  }
+}
+
+variable "worker_memory" {
+  description = "Memory of a run_offline_worker instance, e.g. 512Mi."
+  type        = string
+  default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.worker_memory))
+    error_message = "worker_memory must be a quantity such as 512Mi or 1Gi."
+  }
+}
+
+variable "dead_letter_retention_days" {
+  description = "Days the dead-letter subscription keeps a message nobody acknowledged (for the operator to read)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.dead_letter_retention_days >= 1 && var.dead_letter_retention_days <= 7
+    error_message = "dead_letter_retention_days must be from 1 to 7 (Pub/Sub's retention limit)."
+  }
+}
+
+#-- Monitoring --#
+
+variable "alert_email" {
+  description = "Email address the alert policies notify (a Cloud Monitoring email channel). null: the policies exist and show in the console, but notify nobody."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alert_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an email address, or null."
+  }
+}
+
+variable "job_schedule_period_seconds" {
+  description = "The period of job_schedule in seconds, for the alerts that count intervals (no successful run in 3, backlog older than 2). null: read from a job_schedule of the form \"*/N * * * *\"; set it for any other schedule."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.job_schedule_period_seconds == null || try(var.job_schedule_period_seconds >= 60 && var.job_schedule_period_seconds <= 28200, false)
+    error_message = "job_schedule_period_seconds must be from 60 to 28200 (three periods must fit Cloud Monitoring's 23.5 h absence window)."
+  }
+}
+
+variable "alert_exchange_5xx_ratio" {
+  description = "Alert when more than this share of exchanges answer 5xx over 10 minutes."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.alert_exchange_5xx_ratio > 0 && var.alert_exchange_5xx_ratio <= 1
+    error_message = "alert_exchange_5xx_ratio must be above 0 and at most 1."
+  }
+}
+
+variable "alert_needs_reauth_ratio" {
+  description = "Alert when more than this share of the users processed in an hour are found needs_reauth (a spike: Google refusing refreshes, a revoked client, an expired Testing-mode consent screen)."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.alert_needs_reauth_ratio > 0 && var.alert_needs_reauth_ratio <= 1
+    error_message = "alert_needs_reauth_ratio must be above 0 and at most 1."
+  }
+}
+
 #-- Source archives --#
 
 variable "source_archive_retention_days" {

@@ -22,6 +22,12 @@ _SECRET = re.compile(r"projects/[^/]+/secrets/[^/]+")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
 _URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?")
 DAY = 86400
+_TOPIC = re.compile(r"projects/[a-z][a-z0-9\-.:]{0,62}/topics/[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
+
+# How the scheduled job reaches its users (`JOB_MODE`): all in the scheduled call, or fanned out
+# through Pub/Sub to workers.
+MODE_INLINE = "inline"
+MODE_PUBSUB = "pubsub"
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -54,7 +60,8 @@ def _optional_secret(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -64,7 +71,30 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}.")
     return value
+
+
+def _mode(env: Mapping[str, str]) -> str:
+    mode = env.get("JOB_MODE", "").strip().lower() or MODE_INLINE
+    if mode not in (MODE_INLINE, MODE_PUBSUB):
+        raise ConfigError(f"JOB_MODE must be {MODE_INLINE} or {MODE_PUBSUB}, not {mode!r}.")
+    return mode
+
+
+def _topic(env: Mapping[str, str], project: str, mode: str) -> str | None:
+    """JOB_WORK_TOPIC as a full topic name; required with JOB_MODE=pubsub."""
+    raw = env.get("JOB_WORK_TOPIC", "").strip()
+    if not raw:
+        if mode == MODE_PUBSUB:
+            raise ConfigError("Set JOB_WORK_TOPIC to the Pub/Sub topic of the job's work "
+                              "(JOB_MODE is pubsub).")
+        return None
+    topic = raw if raw.startswith("projects/") else f"projects/{project}/topics/{raw}"
+    if not _TOPIC.fullmatch(topic):
+        raise ConfigError("JOB_WORK_TOPIC must be a topic id or projects/PROJECT/topics/TOPIC.")
+    return topic
 
 
 def _list(env: Mapping[str, str], name: str, sep: str = ",") -> tuple[str, ...]:
@@ -140,12 +170,20 @@ class Config:
     legacy_sealing_key_version: str | None = None
     # How long reading a request body may take before the answer is 408.
     request_body_timeout_seconds: float = 10.0
+    # Fan-out (`offline.dispatch`, `offline.worker`): the mode, the work topic, users per message,
+    # and the push subscription's maximum delivery attempts (the worker knows its last one).
+    job_mode: str = MODE_INLINE
+    job_work_topic: str | None = None
+    job_message_users: int = 50
+    job_max_delivery_attempts: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         scopes = tuple(env.get("OAUTH_SCOPES", "").split()) or DEFAULT_SCOPES
+        project = _required(env, "GOOGLE_CLOUD_PROJECT")
+        mode = _mode(env)
         return cls(
-            project=_required(env, "GOOGLE_CLOUD_PROJECT"),
+            project=project,
             client_id=_required(env, "OAUTH_CLIENT_ID"),
             client_secret_version=_secret_version(env, "OAUTH_CLIENT_SECRET_VERSION"),
             sealing_public_key_version=_secret_version(env, "TOKEN_SEALING_PUBLIC_KEY_VERSION"),
@@ -171,4 +209,11 @@ class Config:
             sign_in_attempt_seconds=_int(env, "SIGN_IN_ATTEMPT_SECONDS", 600, minimum=30),
             disconnect_function_url=_url(env, "DISCONNECT_FUNCTION_URL"),
             job_schedule_period_seconds=_int(env, "JOB_SCHEDULE_PERIOD_SECONDS", 900, minimum=60),
+            job_mode=mode,
+            job_work_topic=_topic(env, project, mode),
+            # A BatchWrite takes 500 writes: a message's users are claimed in one.
+            job_message_users=_int(env, "JOB_MESSAGE_USERS", 50, maximum=500),
+            # Pub/Sub's dead-letter policy allows 5 to 100 attempts.
+            job_max_delivery_attempts=_int(env, "JOB_MAX_DELIVERY_ATTEMPTS", 10, minimum=5,
+                                           maximum=100),
         )

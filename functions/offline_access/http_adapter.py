@@ -33,10 +33,15 @@ from werkzeug.datastructures import Headers
 from .accounts import api as account_api
 from .accounts import lifecycle
 from .accounts.sessions import COOKIE_NAME, CookieState, Session, bind_state
+from .config import MODE_PUBSUB
 from .dependencies import SharedDependencies
 from .errors import ClientError, Misconfigured, OfflineAccessError, Unavailable
+from .messaging.push import MAX_BODY_BYTES as MAX_PUSH_BYTES
+from .messaging.push import PushDelivery
 from .offline.context import JobDependencies
+from .offline.dispatch import dispatch_run
 from .offline.run import run_offline_job, run_one_user
+from .offline.worker import Worker
 from .signin.exchange import ExchangeDependencies, complete_sign_in
 from .signin.request_guard import (
     MAX_BODY_BYTES,
@@ -427,6 +432,10 @@ def handle_offline_job(
         run_id = run_id_from_headers(request.headers)
         if sub is not None:
             summary = run_one_user(deps, sub, run_id, log_fields=trace)
+        elif deps.config.job_mode == MODE_PUBSUB and not everyone:
+            # The scheduled run publishes the due users for the workers instead of doing them.
+            dispatched = dispatch_run(deps, run_id, log_fields=trace)
+            return json_response(200, dispatched.body(), headers)
         else:
             summary = run_offline_job(deps, run_id, log_fields=trace, everyone=everyone)
         return json_response(200, summary.body(), headers)
@@ -434,4 +443,45 @@ def handle_offline_job(
         status, body = _error_answer(exc, headers, log)
     log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
     emit(_severity(status), f"offline job: {body['error']}", outcome=body["error"], **log)
+    return json_response(status, body, headers)
+
+
+def handle_worker_push(request: flask.Request, get_worker: Callable[[], Worker]) -> flask.Response:
+    """Answer one Pub/Sub push delivery to the `run_offline_worker` function.
+
+    2xx acknowledges the message; any other status makes Pub/Sub redeliver it with its retry
+    policy, and forward it to the dead-letter topic after the last attempt. So: 200 when the
+    message was processed (users deferred included), 400 for a message that is not ours (it
+    ends in the dead-letter topic, for an operator to look at), 503 or 500 when the delivery
+    must be tried again. Who may push is decided before the request gets here: the push
+    subscription's OIDC token, checked by Cloud Run (`run.invoker` for the push identity only).
+    The worker logs the message's line; this function logs only deliveries it refused.
+    """
+    started = time.perf_counter()
+    log: dict[str, Any] = {"event": "offline_job_message", "method": request.method}
+    headers: dict[str, str] = {}
+    try:
+        worker = get_worker()
+        trace = trace_field(worker.deps.config.project, request.headers.get("X-Cloud-Trace-Context"))
+        log.update(trace)
+        if request.method != "POST":
+            headers["Allow"] = "POST"
+            raise ClientError("Pub/Sub pushes with POST.", code="method_not_allowed", status=405)
+        delivery = PushDelivery.from_body(request.stream.read(MAX_PUSH_BYTES + 1))
+        log.update(message_id=delivery.message_id, delivery_attempt=delivery.delivery_attempt)
+        try:
+            summary = worker.handle(delivery, log_fields=trace)
+        except ClientError:
+            raise  # not a work message: logged below
+        except OfflineAccessError as exc:
+            # The worker logged the message's line; answer without a second one.
+            status, body = _error_answer(exc, headers, {})
+            return json_response(status, body, headers)
+        return json_response(200, summary.body(), headers)
+    except OfflineAccessError as exc:
+        status, body = _error_answer(exc, headers, log)
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    # A message that is not ours points at a bug or a foreign publisher: an operator should look.
+    severity = "ERROR" if body["error"] in ("invalid_push", "invalid_message") else _severity(status)
+    emit(severity, f"offline job message refused: {body['error']}", outcome=body["error"], **log)
     return json_response(status, body, headers)

@@ -22,14 +22,16 @@ from typing import Any, Generic, TypeVar
 from .accounts.api import AccountDependencies
 from .accounts.internal_call import DisconnectCaller
 from .accounts.sessions import CookiePolicy, SessionCodec, SessionKeys
-from .config import Config
+from .config import MODE_PUBSUB, Config
 from .dependencies import SharedDependencies
 from .errors import Misconfigured
 from .googleapis.certificates import CertificateCache
 from .googleapis.endpoints import GoogleEndpoints
 from .googleapis.http_session import make_session
+from .messaging.publisher import Publisher
 from .offline import tasks as offline_tasks
 from .offline.context import JobDependencies
+from .offline.worker import Worker
 from .signin.exchange import ExchangeDependencies
 from .signin.prefetch import ColdStartPrefetch
 from .store import secrets as secret_store
@@ -148,7 +150,19 @@ def build_job_dependencies(environ: Mapping[str, str] = os.environ) -> JobDepend
     tasks = offline_tasks.resolve(config.offline_tasks)
     shared = build_shared(environ, config, pool_size=config.job_concurrency)
     shared.sealer = opening_sealer(shared.secrets, config)
-    return _extend(JobDependencies, shared, tasks=tasks)
+    # In pubsub mode the scheduled call publishes the work instead of doing it.
+    publisher = (Publisher(config.job_work_topic)
+                 if config.job_mode == MODE_PUBSUB and config.job_work_topic else None)
+    return _extend(JobDependencies, shared, tasks=tasks, publisher=publisher)
+
+
+def build_worker(environ: Mapping[str, str] = os.environ) -> Worker:
+    """The `run_offline_worker` instance: the job's dependencies and the pool its users share.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed, or a task name is unknown.
+    """
+    return Worker(build_job_dependencies(environ))
 
 
 def build_account_dependencies(environ: Mapping[str, str] = os.environ) -> AccountDependencies:

@@ -35,3 +35,16 @@ job_max_instances            = 3
 job_cpu                      = "2"
 job_memory                   = "1Gi"
 offline_tasks                = ["drive_appdata", "userinfo"]
+
+# Fan-out on Pub/Sub, with its bounds, and alerts by email.
+job_mode                     = "pubsub"
+job_message_users            = 50
+worker_max_instances         = 20
+worker_concurrency           = 32
+worker_messages_per_instance = 4
+worker_time_budget_seconds   = 120
+worker_ack_deadline_seconds  = 300
+worker_timeout_seconds       = 360
+worker_max_delivery_attempts = 10
+alert_email                  = "oncall@example.com"
+job_schedule_period_seconds  = 300

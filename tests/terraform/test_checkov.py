@@ -37,6 +37,9 @@ REVIEWED_SKIPS = {
     # Called by another Cloud Run service, which is not "internal" traffic without a VPC
     # connector: IAM (run.invoker for the account API only) is its gate.
     ("CKV_GCP_124", "google_cloudfunctions2_function.disconnect"),
+    # Work messages hold a run id and user ids, no token: Google-managed encryption.
+    ("CKV_GCP_83", "google_pubsub_topic.work"),
+    ("CKV_GCP_83", "google_pubsub_topic.dead_letter"),
 }
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?$", re.M)
 MIN_REASON = 40

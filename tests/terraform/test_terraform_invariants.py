@@ -38,14 +38,14 @@ def config_reads(repo_root) -> set[str]:
 
 def sa_of(tf, member: str) -> str:
     """`"serviceAccount:${google_service_account.job.email}"` -> `"job"`."""
-    match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.([a-z_]+)\.email\}", member)
+    match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.([a-z_]+)(?:\[0\])?\.email\}", member)
     assert match, f"member {member!r} is not one of this configuration's service accounts"
     return match.group(1)
 
 
 def function_sa(tf, function: dict) -> str:
     email = tf.ref(tf.block(function["service_config"])["service_account_email"])
-    match = re.fullmatch(r"google_service_account\.([a-z_]+)\.email", email)
+    match = re.fullmatch(r"google_service_account\.([a-z_]+)(?:\[0\])?\.email", email)
     assert match, f"function runs as {email!r}, not a service account of its own"
     return match.group(1)
 
@@ -204,6 +204,12 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
         ("token_sealing_public_keys", "disconnect"),
         ("token_sealing_key", "disconnect"),
         ("log_user_ref_key", "disconnect"),
+        # The fan-out's worker refreshes and opens tokens in pubsub mode, as the job does.
+        ("oauth_client_secret", "worker"),
+        ("token_sealing_public_keys", "worker"),
+        ("token_sealing_private_keys", "worker"),
+        ("token_sealing_key", "worker"),
+        ("log_user_ref_key", "worker"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
@@ -215,13 +221,13 @@ OPENING_SECRETS = {"token_sealing_private_keys", "token_sealing_key"}
 def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
     """Review fault 4: code execution or SSRF in a public function must not expose tokens."""
     functions = tf.resources(FUNCTION_TYPE)
-    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect")}
+    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect", "worker")}
     public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account")}
     for name, body in tf.resources("google_secret_manager_secret_iam_member").items():
         secret = tf.ref(body["secret_id"]).split(".")[1]
         if secret in OPENING_SECRETS:
             assert sa_of(tf, body["member"]) in opening, (
-                f"{name}: only the job and disconnect_user may read {secret}")
+                f"{name}: only the job, its worker and disconnect_user may read {secret}")
     for function, sa in public.items():
         # Not by project-wide roles either, nor by its environment.
         for name, body in tf.resources("google_project_iam_member").items():
@@ -256,15 +262,15 @@ def test_no_project_level_secret_access(tf):
 
 def test_one_service_account_per_function_and_one_for_scheduler(tf):
     functions = tf.resources(FUNCTION_TYPE)
-    assert set(functions) == {"exchange", "job", "account", "disconnect"}
+    assert set(functions) == {"exchange", "job", "account", "disconnect", "worker"}
     runtime = {name: function_sa(tf, body) for name, body in functions.items()}
     assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
     oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
     scheduler = tf.ref(oidc["service_account_email"])
     assert scheduler == "google_service_account.scheduler.email"
-    assert "scheduler" not in runtime.values()
+    assert "scheduler" not in runtime.values() and "push" not in runtime.values()
     accounts = tf.resources("google_service_account")
-    assert set(runtime.values()) | {"scheduler"} <= set(accounts)
+    assert set(runtime.values()) | {"scheduler", "push"} <= set(accounts)
 
 
 def test_functions_build_with_their_own_service_account(tf):
@@ -280,6 +286,7 @@ def test_project_level_roles_are_minimal(tf):
         "job": {"roles/datastore.user"},
         "account": {"roles/datastore.user"},
         "disconnect": {"roles/datastore.user"},
+        "worker": {"roles/datastore.user"},
         "build": {"roles/logging.logWriter"},
     }
     granted = set()
@@ -337,7 +344,7 @@ def test_build_account_reads_only_the_two_source_buckets(tf):
 
 
 def test_every_iam_role_has_a_doc_link_comment(tf):
-    for filename in ("iam.tf",):
+    for filename in ("iam.tf", "fanout.tf"):
         text = tf.texts[filename]
         for match in re.finditer(r'^resource "([a-z0-9_]+_iam_member)" "([a-z_]+)"', text, re.M):
             preceding = text[:match.start()].rstrip().splitlines()[-6:]
@@ -346,13 +353,13 @@ def test_every_iam_role_has_a_doc_link_comment(tf):
 
 
 def _iam_on(tf, function: str) -> list[tuple[str, str, dict]]:
-    target = f"{FUNCTION_TYPE}.{function}.name"
+    targets_of_function = {f"{FUNCTION_TYPE}.{function}.name", f"{FUNCTION_TYPE}.{function}[0].name"}
     found = []
     for rtype, name, body, _ in tf.all_resources():
         if not IAM_TYPES.search(rtype):
             continue
         targets = {tf.ref(body.get(key, "")) for key in ("service", "name", "cloud_function")}
-        if target in targets:
+        if targets_of_function & targets:
             found.append((rtype, name, body))
     return found
 
@@ -394,7 +401,8 @@ def test_functions_run_the_design_entry_points_on_python312(tf):
         entry_points[name] = build["entry_point"]
         assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
     assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job",
-                            "account": "account_api", "disconnect": "disconnect_user"}
+                            "account": "account_api", "disconnect": "disconnect_user",
+                            "worker": "run_offline_worker"}
 
 
 def test_scheduled_function_is_small_and_bounded(tf):

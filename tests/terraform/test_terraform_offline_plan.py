@@ -32,7 +32,28 @@ EXISTING_PROJECT = TERRAFORM_DIR / "examples" / "existing-project.tfvars"
 # What each tfvars file plans to create. The numbers are pinned so that a change in what a
 # deployment creates is a deliberate edit here; test_plans_create_what_the_configuration_declares
 # derives the same sets from the parsed .tf files.
-EXPECTED_ADD = {EXAMPLE.name: 72, ALL_FEATURES.name: 73, EXISTING_PROJECT.name: 67}
+EXPECTED_ADD = {EXAMPLE.name: 88, ALL_FEATURES.name: 109, EXISTING_PROJECT.name: 83}
+# The fan-out (fanout.tf and its alert): created with job_mode = "pubsub" only.
+FANOUT = {
+    f"{rtype}.{name}": "job_mode" for rtype, name in [
+        ("google_pubsub_topic", "work"), ("google_pubsub_topic", "dead_letter"),
+        ("google_pubsub_subscription", "work_push"), ("google_pubsub_subscription", "dead_letter"),
+        ("google_cloudfunctions2_function", "worker"), ("google_service_account", "worker"),
+        ("google_service_account", "push"),
+        ("google_secret_manager_secret_iam_member", "worker_client_secret"),
+        ("google_secret_manager_secret_iam_member", "worker_sealing_public_keys"),
+        ("google_secret_manager_secret_iam_member", "worker_sealing_private_keys"),
+        ("google_secret_manager_secret_iam_member", "worker_sealing_key"),
+        ("google_secret_manager_secret_iam_member", "worker_log_key"),
+        ("google_project_iam_member", "worker_datastore_user"),
+        ("google_pubsub_topic_iam_member", "work_publisher_job"),
+        ("google_cloud_run_service_iam_member", "worker_invoker_push"),
+        ("google_service_account_iam_member", "push_token_creator_pubsub_agent"),
+        ("google_pubsub_topic_iam_member", "dead_letter_publisher_pubsub_agent"),
+        ("google_pubsub_subscription_iam_member", "work_subscriber_pubsub_agent"),
+        ("google_monitoring_alert_policy", "dead_letters"),
+    ]
+}
 # Resources behind a switch: created only when it is on.
 SWITCHED = {
     "google_firebase_hosting_custom_domain.page": "custom_domain",
@@ -41,9 +62,12 @@ SWITCHED = {
     "google_firebaserules_ruleset.firestore_deny_clients": "manage_firestore_rules",
     "google_firebaserules_release.firestore": "manage_firestore_rules",
     "google_storage_bucket.gcf_sources": "create_gcf_sources_bucket",
+    "google_monitoring_notification_channel.email": "alert_email",
+    **FANOUT,
 }
 SWITCHED_ON = {
-    EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page"},
+    EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page",
+                                   "google_monitoring_notification_channel.email"} - set(FANOUT),
     ALL_FEATURES.name: set(SWITCHED),
     EXISTING_PROJECT.name: set(),
 }

@@ -54,3 +54,35 @@ class TestConfig:
         with pytest.raises(ConfigError) as caught:
             Config.from_env({**self.BASE, name: value})
         assert name in caught.value.fix
+
+
+class TestFanOutConfig:
+    BASE = TestConfig.BASE
+
+    def test_inline_by_default(self):
+        config = Config.from_env(self.BASE)
+        assert (config.job_mode, config.job_work_topic) == ("inline", None)
+        assert (config.job_message_users, config.job_max_delivery_attempts) == (50, 10)
+
+    def test_pubsub_needs_a_topic_and_takes_an_id_or_a_full_name(self):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env({**self.BASE, "JOB_MODE": "pubsub"})
+        assert "JOB_WORK_TOPIC" in caught.value.fix
+        by_id = Config.from_env({**self.BASE, "JOB_MODE": "PubSub", "JOB_WORK_TOPIC": "work"})
+        assert (by_id.job_mode, by_id.job_work_topic) == ("pubsub", "projects/p/topics/work")
+        full = Config.from_env({**self.BASE, "JOB_MODE": "pubsub",
+                                "JOB_WORK_TOPIC": "projects/other/topics/work"})
+        assert full.job_work_topic == "projects/other/topics/work"
+
+    @pytest.mark.parametrize("name,value", [
+        ("JOB_MODE", "cloud-tasks"),
+        ("JOB_WORK_TOPIC", "projects/p/subscriptions/s"),
+        ("JOB_WORK_TOPIC", "a b"),
+        ("JOB_MESSAGE_USERS", "501"),  # one BatchWrite per message: at most 500 writes
+        ("JOB_MAX_DELIVERY_ATTEMPTS", "4"),  # Pub/Sub's dead-letter policy: 5 to 100
+        ("JOB_MAX_DELIVERY_ATTEMPTS", "101"),
+    ])
+    def test_malformed_fan_out_settings_are_refused(self, name, value):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env({**self.BASE, name: value})
+        assert name in caught.value.fix

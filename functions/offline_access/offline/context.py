@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ..dependencies import SharedDependencies
+from ..messaging.publisher import Publisher
 from ..store.job_claims import JobStore
 from .backoff import CALL_RETRIES, DEFERRAL, Backoff
 from .decision import Policy
@@ -33,6 +34,8 @@ class JobDependencies(SharedDependencies):
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     log_stream: TextIO | None = None
+    # With `JOB_MODE=pubsub`: where the scheduled call publishes the work (`offline.dispatch`).
+    publisher: Publisher | None = None
     jobs: JobStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class RunContext:
     # `deps.clock()` value of the hard deadline: no user starts within `start_reserve` of it, no
     # call starts after it, and every call's timeout is cut to end by it.
     deadline: float
+    # `deps.clock()` value after which no user starts: the deadline less `run.start_reserve`.
+    last_start: float
     client_secret: str = field(repr=False)
     # How late a `next_run_at` still counts as due (None: now); later for runs ahead of schedule.
     due_by: dt.datetime | None = None

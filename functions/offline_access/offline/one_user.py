@@ -10,6 +10,9 @@
 3. Decide the result without I/O (`offline.decision.decide`).
 4. Record it (`JobStore.finish`), which also releases the claim, and log one line.
 
+`process_user` does all four for one user. A batch of users (`offline.batch`) claims them all in
+one write, then runs steps 2 and 3 for each (`work_claimed`), and records their results together.
+
 Nothing here raises: every failure becomes a result and a log line.
 """
 
@@ -22,7 +25,7 @@ from typing import Any
 from ..accounts import lifecycle
 from ..errors import OfflineAccessError, Unavailable
 from ..googleapis.token_endpoint import REVOKED, TokenResponse, refresh_access_token
-from ..store.job_claims import DueUser
+from ..store.job_claims import ClaimOutcome, DueUser
 from ..store.job_results import Outcome, UserResult
 from ..structured_log import emit
 from .api_session import ApiSession
@@ -36,8 +39,7 @@ from .tokens import UserTokens
 def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserResult:
     """Claim one due user for the run, do their tasks, and record the result."""
     started = deps.clock()
-    log: dict[str, Any] = {"event": "offline_job_user", "run_id": run.run_id,
-                           "user": deps.user_refs.ref(user.sub)}
+    log = user_log(deps, run, user.sub)
     try:
         claim = deps.jobs.claim(
             user,
@@ -50,31 +52,21 @@ def process_user(deps: JobDependencies, user: DueUser, run: RunContext) -> UserR
     except Unavailable:
         result = UserResult(Outcome.SKIPPED, "firestore_unavailable", outage=True,
                             severity="WARNING")
-        _log_user(deps, result, log, started)
+        log_user(deps, result, log, started)
         return result
     if claim.user is None:
-        result = UserResult(Outcome.SKIPPED, claim.skipped, severity="DEBUG")
-        _log_user(deps, result, log, started)
+        result = skipped(claim)
+        log_user(deps, result, log, started)
         return result
-    if claim.took_over_expired:
-        # The previous holder crashed or ran out of time: a timeout, not a credential problem.
-        log["previous_claim_expired"] = True
-    now = deps.now()
-    if domain_allowed(claim.user, deps.policy):
-        attempt = _work(deps, claim.user, run, now, log)
-    else:
-        log["hd_not_allowed"] = True
-        attempt = _disconnect(deps, claim.user.sub, log)
-    result = decide(claim.user, attempt, now=now, policy=deps.policy)
+    result, now = work_claimed(deps, claim.user, run, log,
+                               took_over_expired=claim.took_over_expired)
     try:
         log["saved"] = deps.jobs.finish(claim.user, result, run_id=run.run_id, now=now,
                                         claim_id=run.claim_id)
     except Unavailable:
         # The claim stays until it expires; the user is due again then.
-        log["saved"] = "failed"
-        if result.severity == "INFO":
-            result = replace(result, severity="WARNING")
-    _log_user(deps, result, log, started)
+        result = not_saved(result, log)
+    log_user(deps, result, log, started)
     return result
 
 
@@ -91,6 +83,37 @@ def _disconnect(deps: JobDependencies, sub: str, log: dict[str, Any]) -> Attempt
         log["grant_revoked"] = done.revoked == REVOKED
         return Attempt(disconnected=True)
     return Attempt(disconnect_error=done.error or done.outcome)
+
+
+def user_log(deps: JobDependencies, run: RunContext, sub: str) -> dict[str, Any]:
+    """The start of a user's log line."""
+    return {"event": "offline_job_user", "run_id": run.run_id, "user": deps.user_refs.ref(sub)}
+
+
+def skipped(claim: ClaimOutcome) -> UserResult:
+    """The result of a user that was not claimed."""
+    return UserResult(Outcome.SKIPPED, claim.skipped, severity="DEBUG")
+
+
+def not_saved(result: UserResult, log: dict[str, Any]) -> UserResult:
+    """A result whose write failed: the claim stays until it expires, the user is due again then."""
+    log["saved"] = "failed"
+    return replace(result, severity="WARNING") if result.severity == "INFO" else result
+
+
+def work_claimed(deps: JobDependencies, user: DueUser, run: RunContext, log: dict[str, Any], *,
+                 took_over_expired: bool = False) -> tuple[UserResult, dt.datetime]:
+    """Work on a claimed user and decide the result (not yet written); and when it was decided."""
+    if took_over_expired:
+        # The previous holder crashed or ran out of time: a timeout, not a credential problem.
+        log["previous_claim_expired"] = True
+    now = deps.now()
+    if domain_allowed(user, deps.policy):
+        attempt = _work(deps, user, run, now, log)
+    else:
+        log["hd_not_allowed"] = True
+        attempt = _disconnect(deps, user.sub, log)
+    return decide(user, attempt, now=now, policy=deps.policy), now
 
 
 def _work(
@@ -154,7 +177,8 @@ def _resealed(tokens: UserTokens | None) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def _log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:
+def log_user(deps: JobDependencies, result: UserResult, log: dict[str, Any], started: float) -> None:
+    """Write the user's one log line."""
     detail = f" ({result.detail})" if result.detail else ""
     if result.fix:
         log["fix"] = result.fix

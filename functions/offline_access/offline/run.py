@@ -6,21 +6,29 @@ of one schedule time shares it. A run:
 
 1. reads due users page by page (`store.job_claims.JobStore.due_page`: keyset pagination on
    `status`, `next_run_at`, name; at most two pages in memory);
-2. hands each user to a bounded thread pool (`JOB_CONCURRENCY`) sharing one pooled HTTP session,
-   where `offline.one_user.process_user` claims the user (at most once per run id, across
-   instances), does their work and records the result;
+2. claims each page's users in one write (`offline.batch.claim_batch`: at most once per run id,
+   across deliveries and instances) and hands each claimed user to a bounded thread pool
+   (`JOB_CONCURRENCY`) sharing one pooled HTTP session, where the user's work ends in a result;
+   the results are written a hundred at a time (`offline.batch.ResultWriter`);
 3. stops starting users shortly before the time budget (`JOB_TIME_BUDGET_SECONDS`) is used up
    (`start_reserve`: a user started then still has one full call's time), or when too many
    users in a row met an outage (a circuit breaker: the rest are not failed, just left for the
-   next run); the budget is also a hard deadline for the users in flight: no call starts after
-   it and every call's timeout ends by it, so a run answers within the budget plus its last
-   writes, below Cloud Scheduler's attempt deadline, itself below the function's timeout;
-4. answers with a summary and logs one line for the run (and one per user).
+   next run, their claims handed back); the budget is also a hard deadline for the users in
+   flight: no call starts after it and every call's timeout ends by it, so a run answers within
+   the budget plus its last writes, below Cloud Scheduler's attempt deadline, itself below the
+   function's timeout;
+4. answers with a summary and logs one line for the run (and one per user). The run's line
+   carries the backlog gauge: `backlog_age_seconds`, how long the oldest due user had been due
+   when the run started (the first user of the first page: the query is in due order).
 
 Before the due users, a run finishes the disconnects still pending (users `disconnecting`
 because the account API could not reach Google or the internal function): each goes through
 `accounts.lifecycle.revoke_and_delete`, the same function the API and the CLI use, within the
 time budget, stopping after a few outages in a row.
+
+With `JOB_MODE=pubsub` the scheduled call does not run users itself: it dispatches them to
+workers (`offline.dispatch`), which run each message's users through the same batches
+(`offline.worker`).
 
 An operator may also run the job ahead of schedule: `everyone` processes every active user now,
 due or not (in document order, so a claim moving `next_run_at` never brings a user twice), and
@@ -47,10 +55,11 @@ from typing import Any
 from ..accounts import lifecycle
 from ..errors import OfflineAccessError
 from ..store.accounts import AccountStore
-from ..store.job_claims import SKIP_GONE, DueUser, Snapshot
+from ..store.job_claims import SKIP_GONE, ClaimOutcome, DueUser, Snapshot, backlog_age
 from ..store.job_results import Outcome, UserResult
 from ..store.users import STATUS_DISCONNECTING
 from ..structured_log import emit
+from .batch import Breaker, ResultWriter, UserPool, claim_batch, release_unstarted, work_on
 from .context import JobDependencies, RunContext
 from .one_user import process_user
 
@@ -74,6 +83,12 @@ class RunSummary:
     duration_seconds: float = 0.0
     disconnects_deferred: int = 0  # pending disconnects left for the next run
     detail: str | None = None  # a one-user run: why the user was skipped, deferred or re-authed
+    # Log only (the HTTP answer keeps its contract): the backlog gauge and the claims handed back.
+    backlog_age_seconds: float | None = None
+    released: int = 0
+
+    def record(self, result: UserResult) -> None:
+        self.counts[result.outcome] += 1
 
     @property
     def processed(self) -> int:
@@ -119,35 +134,31 @@ class RunSummary:
         }
 
 
-class _Breaker:
-    """Opens after `threshold` users in a row met an outage."""
-
-    def __init__(self, threshold: int) -> None:
-        self._threshold = threshold
-        self._in_a_row = 0
-        self._lock = threading.Lock()
-        self.open = False
-
-    def record(self, result: UserResult) -> None:
-        if result.outcome is Outcome.SKIPPED and not result.outage:
-            return
-        with self._lock:
-            self._in_a_row = self._in_a_row + 1 if result.outage else 0
-            if self._in_a_row >= self._threshold:
-                self.open = True
+def start_reserve(budget_seconds: float, http_timeout_seconds: float) -> float:
+    """How long before the hard deadline the run stops starting users: one call's timeout,
+    or half the budget when that is shorter (small budgets still start users)."""
+    return min(http_timeout_seconds, budget_seconds / 2)
 
 
-def _start(deps: JobDependencies, run_id: str, *, everyone: bool = False) -> RunContext:
-    """The run's context; fails before touching any user if a secret is missing."""
+def start_run(deps: JobDependencies, run_id: str, *, everyone: bool = False) -> RunContext:
+    """The context of a run (or of one delivery of a message), once its secrets are readable.
+
+    Raises:
+        OfflineAccessError: the client secret, the sealing key or the log key is unavailable or
+            missing.
+    """
     config = deps.config
     client_secret = deps.secrets.get(config.client_secret_version).data.decode()
     deps.sealer.check_ready()
     deps.user_refs.check_ready()
+    deadline = deps.clock() + config.job_time_budget_seconds
     return RunContext(
         run_id=run_id,
         claim_id=uuid.uuid4().hex,
         started_at=deps.now(),
-        deadline=deps.clock() + config.job_time_budget_seconds,
+        deadline=deadline,
+        last_start=deadline - start_reserve(config.job_time_budget_seconds,
+                                            config.http_timeout_seconds),
         client_secret=client_secret,
         due_by=EVERYONE_DUE_BY if everyone else None,
     )
@@ -155,10 +166,14 @@ def _start(deps: JobDependencies, run_id: str, *, everyone: bool = False) -> Run
 
 def run_offline_job(
     deps: JobDependencies, run_id: str, log_fields: dict[str, Any] | None = None, *,
-    everyone: bool = False,
+    everyone: bool = False, batch_writes: bool = True,
 ) -> RunSummary:
     """Process every due user once for `run_id` (every active user with `everyone`), within the
     time budget, after finishing the pending disconnects.
+
+    `batch_writes=False` claims and records each user with its own writes
+    (`one_user.process_user`), as the job did before batching: the benchmark keeps it as the
+    baseline it measures the batched job against, in the same run.
 
     Raises:
         OfflineAccessError: the run could not start (client secret or sealing key unavailable
@@ -167,54 +182,76 @@ def run_offline_job(
     config = deps.config
     started = deps.clock()
     summary = RunSummary(run_id=run_id)
-    run = _start(deps, run_id, everyone=everyone)
-    last_start = run.deadline - start_reserve(config.job_time_budget_seconds, config.http_timeout_seconds)
+    # Fail before touching any user if a secret is missing.
+    run = start_run(deps, run_id, everyone=everyone)
     _finish_disconnects(deps, run, summary)
-    breaker = _Breaker(deps.breaker_threshold)
+    breaker = Breaker(deps.breaker_threshold)
     lock = threading.Lock()
-    # One slot per worker: a user is handed over only when a worker is free, so the budget and
-    # the breaker are checked right before each user starts, not before it waits in a queue.
-    slots = threading.BoundedSemaphore(config.job_concurrency)
 
-    def work(user: DueUser) -> None:
-        try:
-            result = process_user(deps, user, run)
-            with lock:
-                summary.counts[result.outcome] += 1
-            breaker.record(result)
-        finally:
-            slots.release()
+    def record(result: UserResult) -> None:
+        with lock:
+            summary.record(result)
+        breaker.record(result)
 
+    def stop_reason() -> str | None:
+        if deps.clock() >= run.last_start:
+            return STOPPED_TIME_BUDGET
+        return STOPPED_UPSTREAM if breaker.open else None
+
+    def one_by_one(user: DueUser) -> None:
+        record(process_user(deps, user, run))
+
+    pool = UserPool(config.job_concurrency, "offline-job")
+    writer = ResultWriter(deps, run)
     failure: OfflineAccessError | None = None
-    with ThreadPoolExecutor(config.job_concurrency, thread_name_prefix="offline-job") as pool:
-        pages = (_active_pages(deps, config.job_page_size) if everyone
-                 else _due_pages(deps, run.started_at, config.job_page_size))
-        try:
-            for page in pages:
-                summary.pages += 1
-                for snapshot in page:
-                    slots.acquire()
-                    stop = (
-                        STOPPED_TIME_BUDGET if deps.clock() >= last_start
-                        else STOPPED_UPSTREAM if breaker.open
-                        else None
-                    )
+    pages = (_active_pages(deps, config.job_page_size) if everyone
+             else _due_pages(deps, run.started_at, config.job_page_size))
+    try:
+        for page in pages:
+            if summary.pages == 0 and not everyone:
+                summary.backlog_age_seconds = backlog_age(page[0], run.started_at)
+            summary.pages += 1
+            stop = stop_reason()
+            if stop:
+                summary.stopped, summary.resume_from = stop, _position(deps, page[0])
+                break
+            if batch_writes:
+                users = [DueUser.from_snapshot(snapshot) for snapshot in page]
+                claims = claim_batch(deps, users, run, record)
+                for index, claim in enumerate(claims):
+                    pool.wait_for_slot()
+                    stop = stop_reason()
                     if stop:
-                        slots.release()
+                        pool.give_back_slot()
                         summary.stopped = stop
-                        summary.resume_from = _position(deps, snapshot)
+                        summary.resume_from = _claim_position(deps, claim)
+                        summary.released = release_unstarted(deps, claims[index:], run)
                         break
-                    pool.submit(work, DueUser.from_snapshot(snapshot))
-                if summary.stopped:
-                    break
-        except OfflineAccessError as exc:
-            # A later page failed: the users already started finish; the rest stay due.
-            if summary.pages == 0:
-                raise
-            failure = exc
-            summary.stopped = exc.code
-        finally:
-            pages.close()
+                    pool.start(work_on, deps, claim, run, writer, record)
+            else:
+                for snapshot in page:
+                    pool.wait_for_slot()
+                    stop = stop_reason()
+                    if stop:
+                        pool.give_back_slot()
+                        summary.stopped, summary.resume_from = stop, _position(deps, snapshot)
+                        break
+                    pool.start(one_by_one, DueUser.from_snapshot(snapshot))
+            if summary.stopped:
+                break
+    except OfflineAccessError as exc:
+        # A later page failed: the users already started finish; the rest stay due.
+        if summary.pages == 0:
+            pool.shutdown()
+            raise
+        failure = exc
+        summary.stopped = exc.code
+    finally:
+        pages.close()
+        pool.shutdown()
+        writer.flush()
+    if summary.pages == 0:
+        summary.backlog_age_seconds = 0.0  # nobody due: the gauge reads zero, not nothing
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, failure, log_fields or {})
     return summary
@@ -229,7 +266,7 @@ def run_one_user(deps: JobDependencies, sub: str, run_id: str,
     """
     started = deps.clock()
     summary = RunSummary(run_id=run_id)
-    run = _start(deps, run_id, everyone=True)
+    run = start_run(deps, run_id, everyone=True)
     user = deps.jobs.read(sub)
     if user is None:
         summary.counts[Outcome.SKIPPED] += 1
@@ -252,7 +289,7 @@ def _finish_disconnects(deps: JobDependencies, run: RunContext, summary: RunSumm
         deps.config.job_page_size)
     outages = 0
     for user in pending:
-        if deps.clock() >= run.deadline or outages >= DISCONNECT_OUTAGES_IN_A_ROW:
+        if deps.clock() >= run.last_start or outages >= DISCONNECT_OUTAGES_IN_A_ROW:
             summary.disconnects_deferred += 1
             continue
         try:
@@ -280,6 +317,8 @@ def _log_run(deps: JobDependencies, summary: RunSummary, failure: OfflineAccessE
         outcome="stopped_early" if summary.stopped else "completed",
         **{k: v for k, v in body.items() if k != "duration_seconds"},
         duration_ms=round(summary.duration_seconds * 1000, 1),
+        backlog_age_seconds=summary.backlog_age_seconds,
+        **({"released": summary.released} if summary.released else {}),
         **({"dependency": getattr(failure, "dependency", "")} if failure else {}),
         **log_fields,
     )
@@ -315,10 +354,13 @@ def _active_pages(deps: JobDependencies, page_size: int) -> Generator[list[Snaps
         if len(page) < page_size:
             return
         page = deps.jobs.active_page(page_size, page[-1])
-def start_reserve(budget_seconds: float, http_timeout_seconds: float) -> float:
-    """How long before the hard deadline the run stops starting users: one call's timeout,
-    or half the budget when that is shorter (small budgets still start users)."""
-    return min(http_timeout_seconds, budget_seconds / 2)
+
+
+def _claim_position(deps: JobDependencies, claim: ClaimOutcome) -> dict[str, Any]:
+    """Where a run stopped, at a user it had claimed (its due time before the claim)."""
+    sub = claim.user.sub if claim.user else ""
+    return {"next_run_at": claim.due_before.isoformat() if claim.due_before else None,
+            "user": deps.user_refs.ref(sub)}
 
 
 def _position(deps: JobDependencies, snapshot: Snapshot) -> dict[str, Any]:

@@ -21,6 +21,17 @@ Each user document is written at most twice per run, and nothing else is written
 A third write happens only if Google ever returns a new refresh token: it is sealed and saved,
 under the same precondition, before the new access token is used.
 
+Batched, the same writes cost a few RPCs per page instead of two per user: `claim_many` claims
+a page's users (or a Pub/Sub message's) in one `BatchWrite`, and `finish_many` writes many
+results in another. A `BatchWrite` applies each write on its own, with its own precondition and
+its own status, so one user's conflict never fails the others': each write that fails its
+precondition (or fails at all) goes through the per-user path above, which re-reads the document
+and decides as `claim` and `finish` do. Every write is an `update` guarded by an update time,
+never a `set`: a user deleted meanwhile fails it and is not written again (nor brought back).
+`release_many` hands back the claims of users a run claimed but did not start (it stopped at its
+budget or its breaker), so they stay first in line for the next run instead of waiting for their
+claims to lapse.
+
 A user the job disconnects (their Workspace domain is no longer allowed) goes through the account
 lifecycle's revoke-and-delete (`accounts.lifecycle`), and nothing is written for them here.
 """
@@ -28,12 +39,14 @@ lifecycle's revoke-and-delete (`accounts.lifecycle`), and nothing is written for
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.bulk_batch import BulkWriteBatch
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, maps_firestore_errors
@@ -52,6 +65,12 @@ Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
 
 # Answers of a write guarded by a precondition: someone else changed or removed the document.
 _CONFLICTS = (api_exceptions.FailedPrecondition, api_exceptions.NotFound)
+# The fields that release a claim, written with every result.
+_RELEASED = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
+# google.rpc.Code.OK: the status of each write of a BatchWrite that was applied.
+_OK = 0
+# A BatchWrite takes at most 500 writes: larger batches are sent in parts.
+MAX_BATCH_WRITES = 500
 
 
 @dataclass
@@ -88,6 +107,12 @@ class DueUser:
         return cls(sub=snapshot.id, data=snapshot.to_dict() or {}, update_time=snapshot.update_time)
 
 
+def backlog_age(snapshot: Snapshot, now: dt.datetime) -> float | None:
+    """How long the user of `snapshot` has been due at `now`, in seconds (0 if not yet due)."""
+    due = stored_time((snapshot.to_dict() or {}).get("next_run_at"))
+    return round(max((now - due).total_seconds(), 0.0), 1) if due else None
+
+
 def skip_reason(user: DueUser, run_id: str, now: dt.datetime,
                 due_by: dt.datetime | None = None) -> str | None:
     """Why this run must not claim the user now, or None if it may.
@@ -116,6 +141,37 @@ class ClaimOutcome:
     user: DueUser | None
     skipped: str | None = None
     took_over_expired: bool = False  # a previous run's claim had lapsed (it crashed or timed out)
+    # The user's due time before the claim moved it: what `release_many` puts back.
+    due_before: dt.datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class FinishedUser:
+    """A claimed user's result, waiting to be written (`JobStore.finish_many`)."""
+
+    user: DueUser
+    result: UserResult
+    now: dt.datetime
+
+
+def _claim_fields(run_id: str, claim_id: str, expires: dt.datetime) -> dict[str, Any]:
+    return {
+        "job.claim_run_id": run_id,
+        "job.claim_id": claim_id,
+        "job.claim_expires_at": expires,
+        "next_run_at": expires,
+    }
+
+
+def _claimed(user: DueUser, run_id: str, claim_id: str, expires: dt.datetime,
+             update_time: dt.datetime | None) -> ClaimOutcome:
+    """The user as our claim left it, at the update time of that write."""
+    claimed = DueUser(user.sub, dict(user.data), update_time)
+    claimed.data["job"] = {**user.job, "claim_run_id": run_id, "claim_id": claim_id,
+                           "claim_expires_at": expires}
+    claimed.data["next_run_at"] = expires
+    return ClaimOutcome(claimed, took_over_expired=bool(user.job.get("claim_id")),
+                        due_before=stored_time(user.data.get("next_run_at")))
 
 
 class JobStore:
@@ -127,9 +183,13 @@ class JobStore:
 
     @maps_firestore_errors
     def due_page(
-        self, due_by: dt.datetime, page_size: int, after: Snapshot | None = None
+        self, due_by: dt.datetime, page_size: int, after: Snapshot | None = None,
+        select: Sequence[str] | None = None,
     ) -> list[Snapshot]:
         """One page of due active users, in `next_run_at` then name order, after `after`.
+
+        `select` reads only those fields (a projection: the dispatcher needs ids and due times,
+        not tokens); `next_run_at` is always among them, for the next page's cursor.
 
         Raises:
             Unavailable: Firestore failed or timed out.
@@ -141,6 +201,8 @@ class JobStore:
             .order_by(FieldPath.document_id())
             .limit(page_size)
         )
+        if select is not None:
+            query = query.select(sorted({"next_run_at", *select}))
         if after is not None:
             query = query.start_after(after)
         return list(query.get(retry=RETRY, timeout=TIMEOUT_SECONDS * 2))
@@ -185,42 +247,138 @@ class JobStore:
         Raises:
             Unavailable: Firestore failed or timed out.
         """
-        for attempt in (1, 2):
+        return self._claim(user, run_id=run_id, claim_id=claim_id, now=now, ttl=ttl, due_by=due_by)
+
+    def _claim(self, user: DueUser, *, run_id: str, claim_id: str, now: dt.datetime,
+               ttl: dt.timedelta, attempts: int = 2,
+               due_by: dt.datetime | None = None) -> ClaimOutcome:
+        """Write the claim (at most `attempts` times), re-reading the document after a conflict."""
+        for attempt in range(1, attempts + 1):
             reason = skip_reason(user, run_id, now, due_by)
             if reason is not None:
                 return ClaimOutcome(None, skipped=reason)
-            previous_claim = user.job.get("claim_id")
             expires = now + ttl
-            fields = {
-                "job.claim_run_id": run_id,
-                "job.claim_id": claim_id,
-                "job.claim_expires_at": expires,
-                "next_run_at": expires,
-            }
             try:
-                result = self._update(user, fields)
+                result = self._update(user, _claim_fields(run_id, claim_id, expires))
             except _CONFLICTS:
                 fresh = self._read(user.sub)
                 if fresh is None:
                     return ClaimOutcome(None, skipped=SKIP_GONE)
                 if fresh.job.get("claim_id") == claim_id:
                     # Our write was applied although its answer was lost (retried commit).
-                    return ClaimOutcome(fresh, took_over_expired=bool(previous_claim))
+                    return ClaimOutcome(fresh, took_over_expired=bool(user.job.get("claim_id")),
+                                        due_before=stored_time(user.data.get("next_run_at")))
                 user = fresh
-                if attempt == 2:
+                if attempt == attempts:
                     break
                 continue
-            claimed = DueUser(user.sub, dict(user.data), result.update_time)
-            claimed.data["job"] = {**user.job, "claim_run_id": run_id, "claim_id": claim_id,
-                                   "claim_expires_at": expires}
-            claimed.data["next_run_at"] = expires
-            return ClaimOutcome(claimed, took_over_expired=bool(previous_claim))
+            return _claimed(user, run_id, claim_id, expires, result.update_time)
         return ClaimOutcome(None, skipped=SKIP_CONTENDED)
 
     @maps_firestore_errors
     def read(self, sub: str) -> DueUser | None:
         """One user document as the job sees it, or None."""
         return self._read(sub)
+
+    @maps_firestore_errors
+    def claim_many(
+        self, users: Sequence[DueUser], *, run_id: str, claim_id: str, now: dt.datetime,
+        ttl: dt.timedelta, due_by: dt.datetime | None = None,
+    ) -> list[ClaimOutcome]:
+        """Claim many due users in one `BatchWrite`; one outcome per user, in order.
+
+        Each write has its own precondition and its own result. A write that failed (someone
+        else changed the document since it was read, or it was deleted) is decided as `claim`
+        decides a conflict: the document is re-read, and claimed again at most once.
+
+        Raises:
+            Unavailable: Firestore failed or timed out (no outcome is known).
+        """
+        if len(users) > MAX_BATCH_WRITES:
+            return [*self.claim_many(users[:MAX_BATCH_WRITES], run_id=run_id, claim_id=claim_id,
+                                     now=now, ttl=ttl, due_by=due_by),
+                    *self.claim_many(users[MAX_BATCH_WRITES:], run_id=run_id, claim_id=claim_id,
+                                     now=now, ttl=ttl, due_by=due_by)]
+        outcomes: list[ClaimOutcome | None] = [None] * len(users)
+        expires = now + ttl
+        batch = BulkWriteBatch(self.client)
+        sent: list[int] = []
+        for index, user in enumerate(users):
+            reason = skip_reason(user, run_id, now, due_by)
+            if reason is not None:
+                outcomes[index] = ClaimOutcome(None, skipped=reason)
+                continue
+            self._add_update(batch, user, _claim_fields(run_id, claim_id, expires))
+            sent.append(index)
+        for index, status, update_time in self._commit(batch, len(sent)):
+            user = users[sent[index]]
+            if status == _OK:
+                outcomes[sent[index]] = _claimed(user, run_id, claim_id, expires, update_time)
+                continue
+            fresh = self._read(user.sub)
+            if fresh is None:
+                outcomes[sent[index]] = ClaimOutcome(None, skipped=SKIP_GONE)
+            elif fresh.job.get("claim_id") == claim_id:  # applied by a retried BatchWrite
+                outcomes[sent[index]] = ClaimOutcome(
+                    fresh, took_over_expired=bool(user.job.get("claim_id")),
+                    due_before=stored_time(user.data.get("next_run_at")))
+            else:
+                outcomes[sent[index]] = self._claim(fresh, run_id=run_id, claim_id=claim_id,
+                                                    now=now, ttl=ttl, attempts=1, due_by=due_by)
+        return [outcome or ClaimOutcome(None, skipped=SKIP_CONTENDED) for outcome in outcomes]
+
+    @maps_firestore_errors
+    def release_many(self, claims: Iterable[ClaimOutcome], claim_id: str) -> int:
+        """Hand back claims of users that were claimed but never started; returns how many.
+
+        Each user gets back the due time it had before the claim, so the next run takes it first.
+        A write that fails its precondition is left alone: the document changed (a sign-in made
+        the user due now, say), and a claim that stays simply lapses at its expiry.
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        claims = list(claims)
+        if len(claims) > MAX_BATCH_WRITES:
+            return (self.release_many(claims[:MAX_BATCH_WRITES], claim_id)
+                    + self.release_many(claims[MAX_BATCH_WRITES:], claim_id))
+        batch = BulkWriteBatch(self.client)
+        count = 0
+        for claim in claims:
+            user = claim.user
+            if user is None or user.job.get("claim_id") != claim_id or claim.due_before is None:
+                continue
+            self._add_update(batch, user, {**_RELEASED, "next_run_at": claim.due_before})
+            count += 1
+        return sum(status == _OK for _, status, _ in self._commit(batch, count))
+
+    @maps_firestore_errors
+    def read_many(self, subs: Sequence[str]) -> dict[str, DueUser]:
+        """The user documents named by `subs` that exist, by sub, in one batched read.
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        refs = [self.collection.document(sub) for sub in subs]
+        found: dict[str, DueUser] = {}
+        for snapshot in self.client.get_all(refs, retry=RETRY, timeout=TIMEOUT_SECONDS * 2):
+            if snapshot.exists:
+                found[snapshot.id] = DueUser.from_snapshot(snapshot)
+        return found
+
+    def _add_update(self, batch: BulkWriteBatch, user: DueUser, fields: dict[str, Any]) -> None:
+        """Add this store's one kind of write to a batch: guarded by the update time last seen."""
+        option = self.client.write_option(last_update_time=user.update_time)
+        batch.update(self.collection.document(user.sub), fields, option=option)
+
+    def _commit(self, batch: BulkWriteBatch, count: int) -> list[tuple[int, int, Any]]:
+        """Send a batch's writes; (index, status code, update time) of each, in order."""
+        if count == 0:
+            return []
+        response = batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS * 2)
+        return [(index, status.code, result.update_time if status.code == _OK else None)
+                for index, (status, result) in enumerate(zip(response.status,
+                                                             response.write_results, strict=True))]
 
     @maps_firestore_errors
     def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime,
@@ -261,12 +419,47 @@ class JobStore:
         if result.disconnect:
             return "deleted"
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
-        released = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
         try:
-            self._update(user, {**job, **own, **released})
+            self._update(user, _result_write(user, job, own))
             return "saved"
         except _CONFLICTS:
             pass
+        return self._finish_after_conflict(user, job, own, run_id=run_id, claim_id=claim_id)
+
+    @maps_firestore_errors
+    def finish_many(self, finished: Sequence[FinishedUser], *, run_id: str,
+                    claim_id: str) -> list[str]:
+        """Write many users' results in one `BatchWrite`; what `finish` returns, per user.
+
+        The fields are `finish`'s, user by user (`_job_fields`, `_user_fields`). A write that
+        failed its precondition is decided as `finish` decides a conflict, on a fresh read.
+
+        Raises:
+            Unavailable: Firestore failed or timed out (no result is known to be written).
+        """
+        if len(finished) > MAX_BATCH_WRITES:
+            return [*self.finish_many(finished[:MAX_BATCH_WRITES], run_id=run_id, claim_id=claim_id),
+                    *self.finish_many(finished[MAX_BATCH_WRITES:], run_id=run_id, claim_id=claim_id)]
+        batch = BulkWriteBatch(self.client)
+        saved = ["saved"] * len(finished)
+        sent: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for index, item in enumerate(finished):
+            if item.result.disconnect:
+                saved[index] = "deleted"  # the account lifecycle deleted the user: nothing to write
+                continue
+            job, own = _job_fields(item.result, run_id, item.now), _user_fields(item.result, item.now)
+            sent.append((index, job, own))
+            self._add_update(batch, item.user, _result_write(item.user, job, own))
+        for position, status, _ in self._commit(batch, len(sent)):
+            if status != _OK:
+                index, job, own = sent[position]
+                saved[index] = self._finish_after_conflict(finished[index].user, job, own,
+                                                           run_id=run_id, claim_id=claim_id)
+        return saved
+
+    def _finish_after_conflict(self, user: DueUser, job: dict[str, Any], own: dict[str, Any], *,
+                               run_id: str, claim_id: str) -> str:
+        """The document changed since our claim: write the run's record only, if still ours."""
         fresh = self._read(user.sub)
         if fresh is None or fresh.job.get("claim_id") != claim_id:
             if fresh is not None and fresh.job.get("last_run_id") == run_id \
@@ -278,10 +471,70 @@ class JobStore:
         if "next_run_at" in own and fresh.data.get("next_run_at") == user.data.get("next_run_at"):
             job["next_run_at"] = own["next_run_at"]
         try:
-            self._update(fresh, {**job, **released})
+            self._update(fresh, {**job, **_RELEASED, **_cleared(fresh)})
         except _CONFLICTS:
             return "claim_lost"
         return "saved_job_only"
+
+    @maps_firestore_errors
+    def mark_dead_lettered(self, subs: Sequence[str], record: dict[str, Any]) -> int:
+        """Record on each user that a message holding them was dead-lettered; returns how many.
+
+        Only `job.dead_letter` is written, with an `update` (the document must exist): a user
+        deleted meanwhile is not brought back, and nothing a sign-in wrote is touched. The next
+        result written for the user clears it.
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        if len(subs) > MAX_BATCH_WRITES:
+            return (self.mark_dead_lettered(subs[:MAX_BATCH_WRITES], record)
+                    + self.mark_dead_lettered(subs[MAX_BATCH_WRITES:], record))
+        batch = BulkWriteBatch(self.client)
+        for sub in subs:
+            batch.update(self.collection.document(sub), {"job.dead_letter": record})
+        return sum(status == _OK for _, status, _ in self._commit(batch, len(subs)))
+
+    @maps_firestore_errors
+    def dead_lettered(self, limit: int) -> list[DueUser]:
+        """Users whose last dead-lettered message has not been followed by a result, newest first.
+
+        Raises:
+            Unavailable: Firestore failed or timed out.
+        """
+        query = (self.collection.where(filter=FieldFilter("job.dead_letter.at", ">", _EPOCH))
+                 .order_by("job.dead_letter.at", direction=firestore.Query.DESCENDING)
+                 .limit(limit))
+        return [DueUser.from_snapshot(s) for s in query.get(retry=RETRY, timeout=TIMEOUT_SECONDS * 2)]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _result_write(user: DueUser, job: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a result's write guarded by the claim's update time: the user's own, and the
+    run's record (`_job_fields`, the claim released, a dead-letter record cleared) folded into the
+    `job` map the claim left.
+
+    The precondition guarantees that map is still the stored one, so writing it whole changes
+    exactly what the dotted paths would, with one field path instead of ten: the client
+    library's cost of building a write grows with its field paths.
+    """
+    record = dict(user.job)
+    for path, value in {**job, **_RELEASED, **_cleared(user)}.items():
+        key = path.removeprefix("job.")
+        if key == path or "." in key:  # not a plain field of the job map: keep the dotted write
+            return {**job, **own, **_RELEASED, **_cleared(user)}
+        if value is firestore.DELETE_FIELD:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return {"job": record, **own}
+
+
+def _cleared(user: DueUser) -> dict[str, Any]:
+    """A result clears the user's dead-letter record, when there is one (no extra field otherwise)."""
+    return {"job.dead_letter": firestore.DELETE_FIELD} if "dead_letter" in user.job else {}
 
 
 def _job_fields(result: UserResult, run_id: str, now: dt.datetime) -> dict[str, Any]:

@@ -113,13 +113,18 @@ def test_offline_tasks_selects_the_work(users, make_job, google):
 def test_users_are_read_in_pages_and_each_written_twice(users, make_job, google, monkeypatch):
     subs = [users.sign_in(f"user{i}@example.com") for i in range(5)]
     writes: dict[str, int] = {}
-    update = JobStore._update
+    update, add_update = JobStore._update, JobStore._add_update
 
     def counting_update(self, user, fields):
         writes[user.sub] = writes.get(user.sub, 0) + 1
         return update(self, user, fields)
 
+    def counting_add_update(self, batch, user, fields):  # a write in a BatchWrite
+        writes[user.sub] = writes.get(user.sub, 0) + 1
+        return add_update(self, batch, user, fields)
+
     monkeypatch.setattr(JobStore, "_update", counting_update)
+    monkeypatch.setattr(JobStore, "_add_update", counting_add_update)
     summary = make_job({"JOB_PAGE_SIZE": "2", "JOB_CONCURRENCY": "2"}).run()
 
     assert summary.pages == 3 and summary.succeeded == 5
