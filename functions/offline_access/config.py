@@ -140,6 +140,16 @@ class Config:
     legacy_sealing_key_version: str | None = None
     # How long reading a request body may take before the answer is 408.
     request_body_timeout_seconds: float = 10.0
+    # Cross-Account Protection: the key of the stored refresh-token identifiers
+    # (`store.refresh_token_ids`; unset: none are stored), and the project's other OAuth
+    # clients, whose security events the receiver also accepts (`aud`).
+    refresh_token_id_key_version: str | None = None
+    risc_client_ids: tuple[str, ...] = ()
+
+    @property
+    def risc_audiences(self) -> tuple[str, ...]:
+        """The client ids a security event token may be addressed to."""
+        return (self.client_id, *(c for c in self.risc_client_ids if c != self.client_id))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -171,4 +181,6 @@ class Config:
             sign_in_attempt_seconds=_int(env, "SIGN_IN_ATTEMPT_SECONDS", 600, minimum=30),
             disconnect_function_url=_url(env, "DISCONNECT_FUNCTION_URL"),
             job_schedule_period_seconds=_int(env, "JOB_SCHEDULE_PERIOD_SECONDS", 900, minimum=60),
+            refresh_token_id_key_version=_optional_secret_version(env, "REFRESH_TOKEN_ID_KEY_VERSION"),
+            risc_client_ids=_list(env, "RISC_CLIENT_IDS"),
         )
