@@ -5,6 +5,7 @@ import functions_framework
 
 from offline_access import http_adapter, wiring
 from offline_access.accounts import api as account
+from offline_access.risc import receiver as risc
 from offline_access.signin import exchange
 from offline_access.structured_log import configure_python_logging
 
@@ -45,3 +46,13 @@ _disconnect = wiring.Lazy(wiring.build_disconnect_dependencies)
 def disconnect_user(request: flask.Request) -> flask.Response:
     """Internal (IAM): revoke a user's grant at Google and delete every record of them."""
     return http_adapter.handle_disconnect_user(request, _disconnect.get)
+
+
+_risc = wiring.Lazy(wiring.build_risc_dependencies)
+wiring.warm_up_in_each_worker("risc_receiver", _risc, risc.warm_up)
+
+
+@functions_framework.http
+def risc_receiver(request: flask.Request) -> flask.Response:
+    """Public: Google's Cross-Account Protection pushes security event tokens here."""
+    return http_adapter.handle_risc_receiver(request, _risc.get)
