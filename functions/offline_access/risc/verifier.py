@@ -76,7 +76,9 @@ def split_token(body: bytes) -> tuple[str, str, str]:
     except UnicodeDecodeError:
         text = ""
     parts = text.split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
+    # An unsigned token (`alg: none`) has an empty signature: refused for its algorithm.
+    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts[:2]) \
+            or not _SEGMENT.fullmatch(parts[2] or "-"):
         raise _rejected("The body is not a security event token (a signed JWT).", "malformed_token")
     return parts[0], parts[1], parts[2]
 

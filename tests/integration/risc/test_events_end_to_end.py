@@ -16,6 +16,7 @@ import pytest
 
 from offline_access import wiring
 from offline_access.offline.run import run_offline_job, run_one_user
+from offline_access.store.firestore_errors import firestore_unavailable
 from offline_access.store.security_events import COLLECTION
 from tests.integration.job.conftest import FAST_RETRIES
 
@@ -279,7 +280,6 @@ def test_a_refused_answer_is_redelivered_and_then_acts_once(site, google, stream
         calls["n"] += 1
         result = original(*args, **kwargs)
         if calls["n"] == 1:
-            from offline_access.store.firestore_errors import firestore_unavailable
             raise firestore_unavailable()
         return result
 
