@@ -9,6 +9,7 @@ locals {
   job_function_name        = "${local.prefix}-job"
   account_function_name    = "${local.prefix}-account"
   disconnect_function_name = "${local.prefix}-disconnect"
+  risc_function_name       = "${local.prefix}-risc"
   scheduler_job_name       = "${local.prefix}-job"
 
   # Service account IDs (6-30 characters): one per function, one for Cloud
@@ -20,6 +21,10 @@ locals {
   disconnect_sa_id = "${local.prefix}-revoker"
   scheduler_sa_id  = "${local.prefix}-scheduler"
   build_sa_id      = "${local.prefix}-build"
+  # Cross-Account Protection: the receiver, and the account that registers it
+  # ("-risc-reg": "-risc-admin" would pass 30 characters with the longest prefix).
+  risc_sa_id       = "${local.prefix}-risc"
+  risc_admin_sa_id = "${local.prefix}-risc-reg"
 
   client_secret_id       = "${local.prefix}-oauth-client-secret"
   sealing_key_id         = "${local.prefix}-token-sealing-key"
@@ -27,6 +32,7 @@ locals {
   sealing_private_key_id = "${local.prefix}-token-sealing-private-keys"
   log_key_id             = "${local.prefix}-log-user-ref-key"
   session_key_id         = "${local.prefix}-session-key"
+  token_id_key_id        = "${local.prefix}-refresh-token-id-key"
 
   source_bucket_name = "${var.project_id}-${local.prefix}-src"
   # Where Cloud Functions stages a gen2 function's source before building it.
@@ -106,6 +112,10 @@ locals {
     SESSION_KEY_VERSION              = "${google_secret_manager_secret.session_key.id}/versions/${var.session_key_version}"
     SESSION_LIFETIME_SECONDS         = tostring(var.session_lifetime_days * 86400)
     SIGN_IN_ATTEMPT_SECONDS          = "600"
+    # With risc_enabled, the key of the stored refresh-token identifiers (the
+    # exchange and the job store them, the RISC receiver matches them); empty,
+    # so none are stored, without it.
+    REFRESH_TOKEN_ID_KEY_VERSION = join("", [for secret in google_secret_manager_secret.refresh_token_id_key : "${secret.id}/versions/${var.refresh_token_id_key_version}"])
     # A claim must outlive the longest run that can still be working on a user.
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.
@@ -130,5 +140,6 @@ locals {
     TOKEN_SEALING_PRIVATE_KEYS_SECRET = google_secret_manager_secret.token_sealing_private_keys.id
     TOKEN_SEALING_KEY_VERSION         = "${google_secret_manager_secret.token_sealing_key.id}/versions/${coalesce(var.token_sealing_key_version, "latest")}"
     LOG_USER_REF_KEY_VERSION          = local.function_environment.LOG_USER_REF_KEY_VERSION
+    REFRESH_TOKEN_ID_KEY_VERSION      = local.function_environment.REFRESH_TOKEN_ID_KEY_VERSION
   }
 }

@@ -35,3 +35,9 @@ job_max_instances            = 3
 job_cpu                      = "2"
 job_memory                   = "1Gi"
 offline_tasks                = ["drive_appdata", "userinfo"]
+
+risc_enabled                 = true
+refresh_token_id_key_version = "1"
+risc_admins                  = ["group:identity-admins@example.com", "user:ops@example.com"]
+risc_client_ids              = ["123456789012-ios0123456789abcdefghijklmnopqrst.apps.googleusercontent.com"]
+risc_max_instances           = 5

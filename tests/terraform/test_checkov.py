@@ -37,6 +37,10 @@ REVIEWED_SKIPS = {
     # Called by another Cloud Run service, which is not "internal" traffic without a VPC
     # connector: IAM (run.invoker for the account API only) is its gate.
     ("CKV_GCP_124", "google_cloudfunctions2_function.disconnect"),
+    # Cross-Account Protection: Google's transmitter pushes from the internet, without
+    # credentials; each token is checked against Google's keys.
+    ("CKV_GCP_124", "google_cloudfunctions2_function.risc"),
+    ("CKV_GCP_102", "google_cloud_run_service_iam_member.risc_public"),
 }
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?$", re.M)
 MIN_REASON = 40
