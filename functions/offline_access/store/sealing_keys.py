@@ -227,7 +227,8 @@ class KeyOperations:
         if not replace and any(v.state == _ENABLED for v in self._versions(secret)):
             raise ClientError(
                 "The refresh-token identifier key exists already. A new version makes the stored "
-                "identifiers unmatchable until each user's next sign-in: pass --replace to do it "
+                "identifiers unmatchable until each user's next sign-in: pass --replace (make "
+                "create-token-id-key REPLACE=1) to do it "
                 "anyway.", code="key_exists", status=409)
         return self._add(secret, base64.b64encode(random_bytes.token_bytes(32)))
 
