@@ -292,8 +292,9 @@ def handle_disconnect_user(
 ) -> flask.Response:
     """Answer one request to the internal `disconnect_user` function: revoke and delete a user.
 
-    Who may call is decided before the request gets here: Cloud Run IAM admits only the account
-    API's service account (`run.invoker`), which sends an ID token for this function's URL.
+    Who may call is decided before the request gets here: Cloud Run IAM admits only the service
+    accounts of the account API and the RISC receiver (`run.invoker`), which send an ID token
+    for this function's URL.
     Body: JSON `{"sub": ..., "requested_by"?: "user" | "operator" | "security_event"}`. 200 when nothing of the
     user is left, 202 when the disconnect is still pending (the next job run finishes it), with
     `lifecycle.DisconnectResult.body()`.
