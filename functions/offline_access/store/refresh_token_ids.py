@@ -38,6 +38,7 @@ import threading
 from collections.abc import Callable
 
 from ..errors import Misconfigured, Unavailable
+from ..structured_log import parse_random_key
 from .secrets import SecretValue
 
 FIELD = "refresh_token_ids"
@@ -46,7 +47,6 @@ HASH = "hash_base64_sha512_sha512"
 # The field of `refresh_token_ids` that each `token_identifier_alg` is matched against.
 ALG_FIELDS = {PREFIX: "prefix", HASH: "sha512_sha512"}
 PREFIX_LENGTH = 16
-MIN_KEY_BYTES = 32
 
 
 def parse_key(raw: bytes) -> bytes:
@@ -55,15 +55,9 @@ def parse_key(raw: bytes) -> bytes:
     Raises:
         Misconfigured: anything else.
     """
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) < MIN_KEY_BYTES:
-        raise Misconfigured(
-            "The refresh-token identifier key (REFRESH_TOKEN_ID_KEY_VERSION) must hold at least "
-            "32 random bytes, base64-encoded (make create-token-id-key adds one).")
-    return key
+    return parse_random_key(
+        raw, "The refresh-token identifier key (REFRESH_TOKEN_ID_KEY_VERSION) must hold at least "
+             "32 random bytes, base64-encoded (make create-token-id-key adds one).")
 
 
 def _double_sha512(token: str) -> bytes:

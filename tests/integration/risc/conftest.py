@@ -18,7 +18,7 @@ import flask
 import pytest
 from werkzeug.serving import make_server
 
-from localdev.stack_secrets import with_token_id_key
+from localdev.stack_secrets import public_only, with_token_id_key
 from offline_access import http_adapter, wiring
 from tests.integration.accounts.conftest import ACCOUNT_SA, DisconnectServer, Site
 
@@ -26,10 +26,11 @@ RISC_SA = "offline-access-risc@demo-test.iam.gserviceaccount.com"
 
 
 class ReceiverServer:
-    """`risc_receiver` on a real port, built from `env` as the function builds it."""
+    """`risc_receiver` on a real port, built from `env` as the function builds it, and as
+    deployed without any setting that opens tokens (`public_only`)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.deps = wiring.build_risc_dependencies(env)
+        self.deps = wiring.build_risc_dependencies(public_only(env))
         self.statuses: list[int] = []
         app = flask.Flask("risc-receiver-under-test")
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from offline_access import wiring
+from offline_access.errors import OfflineAccessError
 from offline_access.offline.run import run_offline_job, run_one_user
 from offline_access.store.firestore_errors import firestore_unavailable
 from offline_access.store.security_events import COLLECTION
@@ -304,3 +309,34 @@ def test_an_event_type_the_receiver_does_not_know_is_acknowledged(site, google, 
     [line] = event_lines(capsys)
     assert (line["outcome"], line["why"]) == ("ignored", "unsupported_type")
     assert "security_events" not in doc(site, ALICE)
+
+
+def test_the_receiver_holds_no_key_that_opens_a_token(site, google, receiver):
+    site.browser().sign_in(google)
+    sealed = doc(site, ALICE)["refresh_token"]
+
+    with pytest.raises(OfflineAccessError):
+        receiver.deps.sealer.open(sealed, sub=ALICE, field="refresh_token")
+    assert receiver.deps.config.sealing_private_keys_secret is None
+
+
+def test_users_show_lists_the_security_events_a_user_received(site, google, stream, risc_env, tmp_path):
+    site.browser().sign_in(google)
+    push(google, "account-credential-change-required", sub=ALICE)
+    push(google, "sessions-revoked", sub=ALICE)
+    env_file = tmp_path / "cli.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in risc_env.items()))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+
+    def show(*args: str) -> str:
+        return subprocess.run([str(Path(sys.executable).parent / "offline-access"), "--env-file",
+                               str(env_file), "users", "show", ALICE, *args], capture_output=True,
+                              text=True, env=env, timeout=60, check=True).stdout
+
+    shown = json.loads(show("--json"))
+    assert [(e["type"], e["action"]) for e in shown["security_events"]] == [
+        ("account-credential-change-required", "notice_set"), ("sessions-revoked", "sessions_ended")]
+    assert shown["security_notice"]["kind"] == "credential_change_required"
+    text = show()
+    assert "security events 2" in text and "sessions-revoked: sessions_ended" in text
+    assert "flagged         Google asks you to change your password" in text
