@@ -5,6 +5,7 @@ import functions_framework
 
 from offline_access import http_adapter, wiring
 from offline_access.accounts import api as account
+from offline_access.risc import receiver as risc
 from offline_access.signin import exchange
 from offline_access.structured_log import configure_python_logging
 
@@ -54,3 +55,13 @@ _worker = wiring.Lazy(wiring.build_worker)
 def run_offline_worker(request: flask.Request) -> flask.Response:
     """Called by the work topic's push subscription: process one message's users."""
     return http_adapter.handle_worker_push(request, _worker.get)
+
+
+_risc = wiring.Lazy(wiring.build_risc_dependencies)
+wiring.warm_up_in_each_worker("risc_receiver", _risc, risc.warm_up)
+
+
+@functions_framework.http
+def risc_receiver(request: flask.Request) -> flask.Response:
+    """Public: Google's Cross-Account Protection pushes security event tokens here."""
+    return http_adapter.handle_risc_receiver(request, _risc.get)

@@ -1,12 +1,18 @@
 """`make dev`: the whole system on this machine, with no Google account and no cloud project.
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
-(seeded with a client secret, a sealing key pair, the log key, the session key and one
-first-release AES key), the local Google, the four functions exactly as deployed
-(functions-framework serving `functions/main.py`; only the job and disconnect_user may read the
-private keys), a scheduler that runs the offline job every minute, and the sign-in page, which
-serves `/api/*` on its own origin by forwarding to the functions with only the `__session`
+(seeded with a client secret, a sealing key pair, the log key, the session key, the refresh-token
+identifiers' key and one first-release AES key), the local Google, the five functions exactly as
+deployed (functions-framework serving `functions/main.py`; only the job and disconnect_user may
+read the private keys), a scheduler that runs the offline job every minute, and the sign-in page,
+which serves `/api/*` on its own origin by forwarding to the functions with only the `__session`
 cookie, as Firebase Hosting does. Ctrl-C stops everything and leaves no process behind.
+
+Cross-Account Protection works locally too: at start the RISC receiver is registered with the
+local Google's stream (`stream:update`, as `offline-access risc register` does, with a RISC
+admin service account's key the local Google issues; plain http is allowed for loopback
+receivers), so the local Google's security events reach it and `offline-access --env-file
+.dev-data/cli.env risc verify` works.
 
 Data survives a restart (`localdev/dev_data.py`, the git-ignored `.dev-data/`): Firestore is
 exported when `make dev` stops and after each scheduled run, and imported at start; the local
@@ -42,13 +48,16 @@ from pathlib import Path
 import requests
 from google.cloud import firestore as gcloud_firestore
 
+from offline_access.googleapis.endpoints import GoogleEndpoints
+from offline_access.risc import registration
+
 from . import pubsub_topology
 from .dev_data import DevData, restore_grants
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer, PubSubEmulator
 from .site_config import brand_from, write_config
-from .stack_secrets import public_only, seed
+from .stack_secrets import TOKEN_ID_KEY_VARIABLE, public_only, seed, with_token_id_key
 from .static_server import SITE_DIR, StaticSite
 
 PROJECT = "demo-offline-access"
@@ -57,6 +66,7 @@ EXCHANGE_PORT = 8081
 JOB_PORT = 8082
 ACCOUNT_PORT = 8083
 DISCONNECT_PORT = 8084
+RISC_PORT = 8086
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
@@ -67,6 +77,7 @@ SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
 ACCOUNT_SERVICE_ACCOUNT = f"offline-access-account@{PROJECT}.iam.gserviceaccount.com"
+RISC_SERVICE_ACCOUNT = f"offline-access-risc@{PROJECT}.iam.gserviceaccount.com"
 KEY_OPERATIONS_ENV = LOG_DIR / "key-operations.env"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
@@ -112,6 +123,19 @@ def write_key_operations_env(env: dict[str, str]) -> None:
     KEY_OPERATIONS_ENV.write_text(" ".join(f"{name}={env[name]}" for name in names) + "\n")
 
 
+def register_risc_receiver(google, data: DevData, url: str) -> dict[str, str]:
+    """Register the receiver with the local Google's stream, as `offline-access risc register`
+    does (the same code, with a RISC admin's key file); the CLI's settings for the stream."""
+    project = next(c["project_id"] for c in google.control.clients() if c["client_id"] == google.client_id)
+    admin = google.control.service_account(f"risc-admin@{project}.iam.gserviceaccount.com", project)
+    key_file = data.write_json("risc-admin-key.json", admin["key_file"])
+    endpoints = GoogleEndpoints.emulated(google.host_port)
+    stream = registration.StreamManagement(
+        endpoints.risc_api, registration.management_credentials(key_file=str(key_file)))
+    stream.register(url)
+    return {"RISC_RECEIVER_URL": url, "RISC_SERVICE_ACCOUNT_KEY_FILE": str(key_file)}
+
+
 def busy_ports(ports: dict[str, int]) -> list[str]:
     """The components whose fixed port is already taken (e.g. by another `make dev`).
 
@@ -140,7 +164,8 @@ def main() -> int:
         "local-oauth-client-secret", lambda: "local-secret-" + secrets.token_urlsafe(16))
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
              "account_api": ACCOUNT_PORT, "disconnect_user": DISCONNECT_PORT,
-             "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
+             "risc_receiver": RISC_PORT, "Secret Manager": SECRET_MANAGER_PORT,
+             "Firestore emulator": FIRESTORE_PORT}
     job_mode = settings.get("DEV_JOB_MODE", "").strip().lower() or "pubsub"
     if job_mode not in ("inline", "pubsub"):
         print(f"make dev: DEV_JOB_MODE must be inline or pubsub, not {job_mode!r}.", file=sys.stderr)
@@ -175,6 +200,9 @@ def main() -> int:
         started.append(secret_manager)
         secret_names = data.secret_manager(
             secret_manager, lambda: seed(secret_manager, PROJECT, client_secret=client_secret))
+        if TOKEN_ID_KEY_VARIABLE not in secret_names:  # a first start, or .dev-data/ from before
+            secret_names = with_token_id_key(secret_manager, PROJECT, secret_names)
+            data.save_secret_manager(secret_manager, secret_names)
 
         page_origin = f"http://localhost:{PAGE_PORT}"
         env = {
@@ -189,7 +217,9 @@ def main() -> int:
             "JOB_SCHEDULE_PERIOD_SECONDS": str(JOB_EVERY_SECONDS),
             "DISCONNECT_FUNCTION_URL": f"http://127.0.0.1:{DISCONNECT_PORT}/",
         }
-        account_env = {}
+        account_env: dict[str, str] = {}
+        risc_env: dict[str, str] = {}
+        cli_extra: dict[str, str] = {}
         google = None
         if use_real_google:
             gis_script_url = "https://accounts.google.com/gsi/client"
@@ -213,6 +243,10 @@ def main() -> int:
             key = data.write_json("account-sa-key.json",
                                   google.service_account_key(ACCOUNT_SERVICE_ACCOUNT, PROJECT))
             account_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
+            # The RISC receiver calls disconnect_user for a hijacked account the same way.
+            risc_key = data.write_json("risc-sa-key.json",
+                                       google.service_account_key(RISC_SERVICE_ACCOUNT, PROJECT))
+            risc_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(risc_key)
 
         write_key_operations_env(env)
         if job_mode == "pubsub":
@@ -236,6 +270,7 @@ def main() -> int:
         job = start("run_offline_job", JOB_PORT, env)
         start("account_api", ACCOUNT_PORT, {**public_only(env), **account_env})
         start("disconnect_user", DISCONNECT_PORT, env)
+        start("risc_receiver", RISC_PORT, {**public_only(env), **risc_env})
         fan_out = (f"Pub/Sub emulator localhost:{PUBSUB_PORT} pushes to run_offline_worker "
                    f"http://localhost:{WORKER_PORT}" if job_mode == "pubsub"
                    else "inline (DEV_JOB_MODE=inline)")
@@ -249,7 +284,9 @@ def main() -> int:
                               "/api/": functions["account_api"].url})
         started.append(site)
         site.start()
-        cli_env = data.write_env("cli.env", env)
+        if google is not None:
+            cli_extra = register_risc_receiver(google, data, functions["risc_receiver"].url + "/")
+        cli_env = data.write_env("cli.env", {**env, **cli_extra})
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host_port
         report_client = gcloud_firestore.Client(project=PROJECT)
         restored = 0
@@ -261,6 +298,8 @@ def main() -> int:
                          args=(job.url, stop, lambda: user_lines(report_client),
                                lambda: data.save_firestore(firestore, PROJECT))).start()
 
+        risc_note = ("registered with the local Google; `risc verify` checks it" if cli_extra
+                     else "not registered: the real Google needs an https URL")
         kept = (f"kept from the last run ({restored} grant(s) restored at the local Google)"
                 if previous else "new (.dev-data/ is empty)")
         print(f"""
@@ -268,6 +307,7 @@ def main() -> int:
   exchange_code        http://localhost:{EXCHANGE_PORT}   (/api/exchange)
   account_api          http://localhost:{ACCOUNT_PORT}   (/api/me, /api/sign-out, /api/disconnect, ...)
   disconnect_user      http://localhost:{DISCONNECT_PORT}   (internal: revoke and delete)
+  risc_receiver        http://localhost:{RISC_PORT}   (Cross-Account Protection: {risc_note})
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
   fan-out              {fan_out}
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}

@@ -3,7 +3,9 @@
 The same secrets a deployment has, under the same kind of names: the OAuth client secret, the
 sealing key pairs (added by the real key rotation, `offline_access.store.sealing_keys`), the
 logs' user-reference key, the session-cookie key, and, for the migration of tokens sealed by the first releases, one
-AES key. `seed` returns the functions' environment variables that name them.
+AES key. `seed` returns the functions' environment variables that name them; `with_token_id_key`
+adds the key of the refresh-token identifiers, as a deployment with Cross-Account Protection
+has it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ PRIVATE_KEYS_ID = "token-sealing-private-keys"
 LEGACY_KEY_ID = "token-sealing-key"
 LOG_KEY_ID = "log-user-ref-key"
 SESSION_KEY_ID = "session-key"
+TOKEN_ID_KEY_ID = "refresh-token-id-key"
+TOKEN_ID_KEY_VARIABLE = "REFRESH_TOKEN_ID_KEY_VERSION"
 
 
 def random_key_b64() -> str:
@@ -63,6 +67,17 @@ def seed(server: LocalSecretManager, project: str, *, client_secret: str,
     }
     key_operations(server, env).rotate()
     return env
+
+
+def with_token_id_key(server: LocalSecretManager, project: str, env: dict[str, str], *,
+                      key_b64: str | None = None, suffix: str = "") -> dict[str, str]:
+    """`env` with `REFRESH_TOKEN_ID_KEY_VERSION`, naming a new secret with a random key (kept
+    as it is when `env` names one already)."""
+    if env.get(TOKEN_ID_KEY_VARIABLE):
+        return env
+    name = f"projects/{project}/secrets/{TOKEN_ID_KEY_ID}{suffix}"
+    server.add_version(name, (key_b64 or random_key_b64()).encode())
+    return {**env, TOKEN_ID_KEY_VARIABLE: f"{name}/versions/latest"}
 
 
 # The variables only functions that open tokens may have: the exchange's environment lacks them.

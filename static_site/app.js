@@ -30,6 +30,9 @@ const ui = {
   signin: $("signin"), signinButton: $("signin-button"), signinHint: $("signin-hint"),
   account: $("account"), avatar: $("avatar"), initials: $("avatar-initials"),
   name: $("account-name"), email: $("account-email"), emailNote: $("email-note"),
+  securityNotice: $("security-notice"), securityNoticeTitle: $("security-notice-title"),
+  securityNoticeText: $("security-notice-text"), securityNoticeLink: $("security-notice-link"),
+  securityNoticeButton: $("security-notice-button"),
   reconnect: $("reconnect"), reconnectTitle: $("reconnect-title"),
   reconnectReason: $("reconnect-reason"), reconnectButton: $("reconnect-button"),
   offline: $("offline"), permissions: $("permissions"), identityPermissions: $("identity-permissions"),
@@ -191,7 +194,7 @@ function render() {
   ui.signinButton.disabled = locked || config === null;
   ui.signinHint.hidden = phase !== "signed_out" && phase !== "disconnected";
   for (const button of [ui.grantButton, ui.switchButton, ui.signoutButton, ui.reconnectButton,
-    ui.disconnectButton]) {
+    ui.securityNoticeButton, ui.disconnectButton]) {
     button.disabled = locked;
   }
 }
@@ -221,17 +224,22 @@ function renderAccount(result) {
   const offlineScopes = listed.filter((scope) => !isSignInScope(scope));
   const grantedOffline = offlineScopes.filter((scope) => granted.has(scope) && !missing.has(scope));
 
-  // Reconnect: the grant died (needs_reauth), or Google never gave a lasting one.
+  // What Google's security events flagged: a disabled account (status `suspended`: the app
+  // stopped, nothing to reconnect), or a password Google asks the user to change.
   const status = account.status || (result.offline_access ? "active" : "no_offline_access");
+  const suspended = status === "suspended";
+  renderSecurityNotice(account.security_notice);
+
+  // Reconnect: the grant died (needs_reauth), or Google never gave a lasting one.
   const lost = status === "needs_reauth";
-  const never = !lost && !result.offline_access;
+  const never = !lost && !suspended && !result.offline_access;
   ui.reconnect.hidden = !(lost || never);
   ui.reconnectTitle.textContent = lost ? `${cap(app)} lost access to your Google Account.` :
     `${cap(app)} has no lasting access to your Google Account.`;
   ui.reconnectReason.textContent = account.reauth_message ||
     (never ? "Google didn't give a lasting permission when you signed in." : "");
 
-  ui.offline.hidden = lost || never;
+  ui.offline.hidden = lost || never || suspended;
   ui.offline.className = "offline " + (grantedOffline.length ? "offline-on" : "offline-off");
   ui.offline.textContent = grantedOffline.length
     ? `Offline access is on: ${app} can use the granted permissions below while you're away.`
@@ -263,6 +271,27 @@ function renderAccount(result) {
   ui.endAccess.hidden = !sessions;
   ui.endAccessText.textContent = `Done with ${app}? Disconnect ends its access to your Google ` +
     "Account and deletes what it stored about you.";
+}
+
+const SECURITY_LINKS = {
+  account_disabled: "How to ask Google to restore your account",
+  credential_change_required: "Change your password in your Google Account",
+};
+
+function renderSecurityNotice(notice) {
+  ui.securityNotice.hidden = !notice;
+  ui.securityNoticeButton.hidden = !notice || notice.kind !== "credential_change_required";
+  if (!notice) return;
+  ui.securityNoticeTitle.textContent = notice.title;
+  // The server's sentence says "the app": the page names it, as everywhere else.
+  ui.securityNoticeText.textContent = notice.message.replace(/\b([Tt])he app\b/g,
+    (_, t) => (t === "T" ? cap(app) : app));
+  const link = typeof notice.help_url === "string" && notice.help_url.startsWith("https://");
+  ui.securityNoticeLink.parentElement.hidden = !link;
+  if (link) {
+    ui.securityNoticeLink.href = notice.help_url;
+    ui.securityNoticeLink.textContent = SECURITY_LINKS[notice.kind] || "Google's help";
+  }
 }
 
 function when(iso) {
@@ -644,6 +673,8 @@ async function disconnect() {
 ui.signinButton.addEventListener("click", () => requestCode("sign_in"));
 ui.grantButton.addEventListener("click", () => requestCode("grant"));
 ui.reconnectButton.addEventListener("click", () => requestCode("reconnect"));
+// Signing in again answers Google's request for a new password (the notice then goes).
+ui.securityNoticeButton.addEventListener("click", () => requestCode("reconnect"));
 ui.switchButton.addEventListener("click", () => requestCode("switch"));
 ui.signoutButton.addEventListener("click", signOut);
 ui.disconnectButton.addEventListener("click", askDisconnect);

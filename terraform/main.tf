@@ -10,6 +10,7 @@ locals {
   account_function_name    = "${local.prefix}-account"
   disconnect_function_name = "${local.prefix}-disconnect"
   worker_function_name     = "${local.prefix}-worker"
+  risc_function_name       = "${local.prefix}-risc"
   scheduler_job_name       = "${local.prefix}-job"
 
   # Fan-out (fanout.tf): created with job_mode = "pubsub" only.
@@ -33,6 +34,10 @@ locals {
   push_sa_id       = "${local.prefix}-push"
   scheduler_sa_id  = "${local.prefix}-scheduler"
   build_sa_id      = "${local.prefix}-build"
+  # Cross-Account Protection: the receiver, and the account that registers it
+  # ("-risc-reg": "-risc-admin" would pass 30 characters with the longest prefix).
+  risc_sa_id       = "${local.prefix}-risc"
+  risc_admin_sa_id = "${local.prefix}-risc-reg"
 
   client_secret_id       = "${local.prefix}-oauth-client-secret"
   sealing_key_id         = "${local.prefix}-token-sealing-key"
@@ -40,6 +45,7 @@ locals {
   sealing_private_key_id = "${local.prefix}-token-sealing-private-keys"
   log_key_id             = "${local.prefix}-log-user-ref-key"
   session_key_id         = "${local.prefix}-session-key"
+  token_id_key_id        = "${local.prefix}-refresh-token-id-key"
 
   source_bucket_name = "${var.project_id}-${local.prefix}-src"
   # Where Cloud Functions stages a gen2 function's source before building it.
@@ -122,6 +128,10 @@ locals {
     JOB_WORK_TOPIC                   = local.fanout ? local.work_topic_name : ""
     JOB_MESSAGE_USERS                = tostring(var.job_message_users)
     JOB_MAX_DELIVERY_ATTEMPTS        = tostring(var.worker_max_delivery_attempts)
+    # With risc_enabled, the key of the stored refresh-token identifiers (the
+    # exchange and the job store them, the RISC receiver matches them); empty,
+    # so none are stored, without it.
+    REFRESH_TOKEN_ID_KEY_VERSION = join("", [for secret in google_secret_manager_secret.refresh_token_id_key : "${secret.id}/versions/${var.refresh_token_id_key_version}"])
     # A claim must outlive the longest run that can still be working on a user.
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.
@@ -146,6 +156,7 @@ locals {
     TOKEN_SEALING_PRIVATE_KEYS_SECRET = google_secret_manager_secret.token_sealing_private_keys.id
     TOKEN_SEALING_KEY_VERSION         = "${google_secret_manager_secret.token_sealing_key.id}/versions/${coalesce(var.token_sealing_key_version, "latest")}"
     LOG_USER_REF_KEY_VERSION          = local.function_environment.LOG_USER_REF_KEY_VERSION
+    REFRESH_TOKEN_ID_KEY_VERSION      = local.function_environment.REFRESH_TOKEN_ID_KEY_VERSION
   }
 }
 

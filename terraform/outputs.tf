@@ -77,6 +77,16 @@ output "dashboard_url" {
   value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.operations.id), length(split("/", google_monitoring_dashboard.operations.id)) - 1)}?project=${var.project_id}"
 }
 
+output "risc_receiver_url" {
+  description = "URL of risc_receiver, with risc_enabled (null without): register it with offline-access risc register --url URL (the cli_env output carries it)."
+  value       = one([for function in google_cloudfunctions2_function.risc : function.service_config[0].uri])
+}
+
+output "risc_admin_service_account" {
+  description = "The service account that registers the RISC stream (RISC Configuration Admin), with risc_enabled: offline-access risc register --impersonate EMAIL, as one of risc_admins."
+  value       = one(google_service_account.risc_admin[*].email)
+}
+
 output "scheduler_job_name" {
   description = "Cloud Scheduler job that calls run_offline_job (gcloud scheduler jobs run NAME --location REGION runs it now)."
   value       = google_cloud_scheduler_job.offline_job.name
@@ -98,6 +108,8 @@ output "service_accounts" {
     build      = google_service_account.build.email
     worker     = try(google_service_account.worker[0].email, null)
     push       = try(google_service_account.push[0].email, null)
+    risc       = one(google_service_account.risc[*].email)
+    risc_admin = one(google_service_account.risc_admin[*].email)
   }
 }
 
@@ -144,24 +156,26 @@ output "session_key_secret_id" {
 output "unpinned_secret_versions" {
   description = "The secret version variables still set to \"latest\" (space-separated; empty once all are pinned). make deploy warns while it is not empty."
   value = join(" ", [
-    for name, version in {
+    for name, version in merge({
       oauth_client_secret_version      = var.oauth_client_secret_version
       token_sealing_public_key_version = var.token_sealing_public_key_version
       log_user_ref_key_version         = var.log_user_ref_key_version
       session_key_version              = var.session_key_version
-    } : name if version == "latest"
+      }, var.risc_enabled ? {
+      refresh_token_id_key_version = var.refresh_token_id_key_version
+    } : {}) : name if version == "latest"
   ])
 }
 
 output "secrets_to_fill" {
   description = "The secrets Terraform creates empty, with the command that adds a version to each."
-  value = {
+  value = merge({
     (google_secret_manager_secret.oauth_client_secret.id)        = "make set-client-secret"
     (google_secret_manager_secret.token_sealing_public_keys.id)  = "make rotate-sealing-key"
     (google_secret_manager_secret.token_sealing_private_keys.id) = "make rotate-sealing-key"
     (google_secret_manager_secret.log_user_ref_key.id)           = "make rotate-log-key"
     (google_secret_manager_secret.session_key.id)                = "make rotate-session-key"
-  }
+  }, { for secret in google_secret_manager_secret.refresh_token_id_key : secret.id => "make create-token-id-key" })
 }
 
 output "job_paused" {
@@ -171,5 +185,11 @@ output "job_paused" {
 
 output "cli_env" {
   description = "The functions' settings as KEY=VALUE lines, for the operator CLI: terraform -chdir=terraform output -raw cli_env > deploy.env, then .venv/bin/offline-access --env-file deploy.env users list. No secret: only version names."
-  value       = join("", [for key in sort(keys(local.function_environment)) : "${key}=${local.function_environment[key]}\n" if key != "LOG_EXECUTION_ID"])
+  value = join("", concat(
+    [for key in sort(keys(local.function_environment)) : "${key}=${local.function_environment[key]}\n" if key != "LOG_EXECUTION_ID"],
+    # With risc_enabled: where `offline-access risc register` points the stream, and the
+    # account it impersonates.
+    [for function in google_cloudfunctions2_function.risc : "RISC_RECEIVER_URL=${function.service_config[0].uri}\n"],
+    [for account in google_service_account.risc_admin : "RISC_SERVICE_ACCOUNT=${account.email}\n"],
+  ))
 }

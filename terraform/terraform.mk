@@ -46,6 +46,11 @@ deploy:
 	  echo "  make set-client-secret && make rotate-sealing-key && make rotate-log-key && make rotate-session-key"; \
 	  echo "then set job_paused = false in $(TF_VARS) and run make deploy again."; \
 	fi
+	@if [ -n "$$($(TF_OUTPUT) risc_receiver_url 2>/dev/null)" ]; then \
+	  echo "Cross-Account Protection is deployed. Once: make create-token-id-key, then"; \
+	  echo "  terraform -chdir=$(TF_DIR) output -raw cli_env > deploy.env"; \
+	  echo "  .venv/bin/offline-access --env-file deploy.env risc register && .venv/bin/offline-access --env-file deploy.env risc verify"; \
+	fi
 	@unpinned="$$($(TF_OUTPUT) unpinned_secret_versions 2>/dev/null)"; \
 	if [ -n "$$unpinned" ]; then \
 	  { echo; \
@@ -99,6 +104,11 @@ retire-sealing-key: $(TF_PY_DEPS)
 .PHONY: rotate-log-key
 rotate-log-key: $(TF_PY_DEPS)
 	@$(TF_KEYS) add-log-key
+
+# Create the key of the refresh-token identifiers that Cross-Account Protection matches (risc_enabled), once; REPLACE=1 adds a new version anyway.
+.PHONY: create-token-id-key
+create-token-id-key: $(TF_PY_DEPS)
+	@$(TF_KEYS) add-token-id-key $(if $(REPLACE),--replace)
 
 # Create the session-cookie key, or rotate it: add a version of 32 random bytes (base64); sessions sealed by older enabled versions stay valid.
 .PHONY: rotate-session-key

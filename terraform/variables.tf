@@ -414,6 +414,58 @@ variable "account_max_instances" {
   }
 }
 
+#-- Cross-Account Protection (RISC) --#
+
+variable "risc_enabled" {
+  description = "Deploy Cross-Account Protection: the RISC API, the public risc_receiver function that Google pushes security events to, its service accounts (one with RISC Configuration Admin, to register it) and the refresh-token identifier key. Off by default; after apply, run make create-token-id-key and offline-access risc register (terraform/README.md)."
+  type        = bool
+  default     = false
+}
+
+variable "refresh_token_id_key_version" {
+  description = "Version of the refresh-token identifier key (REFRESH_TOKEN_ID_KEY_VERSION), with risc_enabled: a version number or \"latest\". make create-token-id-key adds it once; a new version leaves tokens stored earlier unmatched by token-revoked events until their next sign-in."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.refresh_token_id_key_version))
+    error_message = "refresh_token_id_key_version must be \"latest\" or a version number such as \"1\"."
+  }
+}
+
+variable "risc_admins" {
+  description = "Who may register and verify the RISC stream (offline-access risc register --impersonate): IAM members such as \"user:ops@example.com\" or \"group:identity@example.com\", given Service Account Token Creator on the registration service account. No key file is ever made."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for member in var.risc_admins : can(regex("^(user|group|serviceAccount|domain):[^\\s]+$", member))])
+    error_message = "Each of risc_admins must be an IAM member: user:, group:, serviceAccount: or domain: followed by its name."
+  }
+}
+
+variable "risc_client_ids" {
+  description = "The project's other OAuth client ids (an Android or iOS client of the same app), whose users' security events the receiver accepts too (RISC_CLIENT_IDS). The web client, oauth_client_id, is always accepted."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.risc_client_ids : can(regex("^[0-9a-z-]+\\.apps\\.googleusercontent\\.com$", id))])
+    error_message = "Each of risc_client_ids must be an OAuth client id ending in .apps.googleusercontent.com."
+  }
+}
+
+variable "risc_max_instances" {
+  description = "Upper bound on risc_receiver instances: Google sends few events, and redelivers any that are not acknowledged."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.risc_max_instances >= 1 && var.risc_max_instances <= 100 && floor(var.risc_max_instances) == var.risc_max_instances
+    error_message = "risc_max_instances must be a whole number from 1 to 100."
+  }
+}
+
 #-- Scheduled job --#
 
 variable "offline_tasks" {

@@ -176,6 +176,16 @@ class Config:
     job_work_topic: str | None = None
     job_message_users: int = 50
     job_max_delivery_attempts: int = 10
+    # Cross-Account Protection: the key of the stored refresh-token identifiers
+    # (`store.refresh_token_ids`; unset: none are stored), and the project's other OAuth
+    # clients, whose security events the receiver also accepts (`aud`).
+    refresh_token_id_key_version: str | None = None
+    risc_client_ids: tuple[str, ...] = ()
+
+    @property
+    def risc_audiences(self) -> tuple[str, ...]:
+        """The client ids a security event token may be addressed to."""
+        return (self.client_id, *(c for c in self.risc_client_ids if c != self.client_id))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -216,4 +226,6 @@ class Config:
             # Pub/Sub's dead-letter policy allows 5 to 100 attempts.
             job_max_delivery_attempts=_int(env, "JOB_MAX_DELIVERY_ATTEMPTS", 10, minimum=5,
                                            maximum=100),
+            refresh_token_id_key_version=_optional_secret_version(env, "REFRESH_TOKEN_ID_KEY_VERSION"),
+            risc_client_ids=_list(env, "RISC_CLIENT_IDS"),
         )

@@ -15,6 +15,7 @@ import requests
 
 from .config import Config
 from .googleapis.endpoints import GoogleEndpoints
+from .store.refresh_token_ids import RefreshTokenIds
 from .store.sealing import TokenSealer
 from .store.secrets import SecretSource
 from .store.users import UserStore
@@ -29,7 +30,8 @@ def utcnow() -> dt.datetime:
 @dataclass(kw_only=True)
 class SharedDependencies:
     """Configuration, Google's endpoints, secrets, the sealer, one HTTP session, the user store,
-    and the logs' user references (`user_refs.ref(sub)`, never the `sub` itself)."""
+    the logs' user references (`user_refs.ref(sub)`, never the `sub` itself), and the stored
+    refresh tokens' keyed identifiers (`token_ids`; None without `REFRESH_TOKEN_ID_KEY_VERSION`)."""
 
     config: Config
     endpoints: GoogleEndpoints
@@ -39,3 +41,4 @@ class SharedDependencies:
     store: UserStore
     user_refs: UserRefs
     now: Callable[[], dt.datetime] = utcnow
+    token_ids: RefreshTokenIds | None = None

@@ -3,7 +3,8 @@
     OfflineAccessError                the root: a machine `code`, a sentence, an HTTP `status`
     ├── ClientError                   4xx: the request itself is wrong; nothing was changed
     │   ├── CodeRejected              Google refused the one-time code (`invalid_grant`)
-    │   └── DomainNotAllowed          the account's Workspace domain may not sign in
+    │   ├── DomainNotAllowed          the account's Workspace domain may not sign in
+    │   └── SecurityEventRejected     a security event token (RISC) is malformed, forged or not ours
     ├── Unavailable                   503: a dependency failed or timed out; retryable, an outage
     │   └── GoogleUnavailable         Google's token endpoint or an API answered 429/5xx, or no answer
     ├── UpstreamInvalid               502: Google answered with something we must not trust
@@ -88,6 +89,24 @@ class DomainNotAllowed(ClientError):
         super().__init__(
             "This Google account's organisation may not sign in here. Use an allowed account."
         )
+
+
+class SecurityEventRejected(ClientError):
+    """A security event token pushed to the RISC receiver is malformed, forged, or not ours.
+
+    Always 400, as RFC 8935 (push delivery of SETs) says; the body also carries the RFC's own
+    `err` code (`invalid_request`, `invalid_key`, `invalid_issuer`, `invalid_audience`) and
+    `description`, which a transmitter reads. Nothing was done.
+    """
+
+    code = "invalid_security_event"
+
+    def __init__(self, message: str, *, err: str = "invalid_request", code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.err = err
+
+    def body(self) -> dict[str, str]:
+        return {**super().body(), "err": self.err, "description": self.message}
 
 
 class Unavailable(OfflineAccessError):

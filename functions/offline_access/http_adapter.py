@@ -35,13 +35,20 @@ from .accounts import lifecycle
 from .accounts.sessions import COOKIE_NAME, CookieState, Session, bind_state
 from .config import MODE_PUBSUB
 from .dependencies import SharedDependencies
-from .errors import ClientError, Misconfigured, OfflineAccessError, Unavailable
+from .errors import (
+    ClientError,
+    Misconfigured,
+    OfflineAccessError,
+    SecurityEventRejected,
+    Unavailable,
+)
 from .messaging.push import MAX_BODY_BYTES as MAX_PUSH_BYTES
 from .messaging.push import PushDelivery
 from .offline.context import JobDependencies
 from .offline.dispatch import dispatch_run
 from .offline.run import run_offline_job, run_one_user
 from .offline.worker import Worker
+from .risc import receiver as risc_receiver
 from .signin.exchange import ExchangeDependencies, complete_sign_in
 from .signin.request_guard import (
     MAX_BODY_BYTES,
@@ -58,6 +65,12 @@ _SUB = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
 # The request's socket, under the servers functions-framework runs on (gunicorn, Werkzeug's).
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 _READ_CHUNK = 1024
+
+# A security event token is about 1 KB; Google sends one event per token.
+RISC_MAX_BODY_BYTES = 16 * 1024
+# The receiver's outcomes that changed an account: logged at NOTICE, like the disconnect's audit.
+_RISC_CHANGES = frozenset({"sessions_ended", "tokens_deleted", "token_deleted", "disconnect_requested",
+                           "suspended", "restored", "notice_set"})
 
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -148,8 +161,8 @@ class _BodySocket:
                 pass
 
 
-def _read_capped_body(request: flask.Request, timeout: float) -> bytes:
-    """The body, at most one byte past the cap whatever the client declares, within `timeout`.
+def _read_capped_body(request: flask.Request, timeout: float, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, at most one byte past `limit` whatever the client declares, within `timeout`.
 
     Raises:
         ClientError: 408 when the body did not arrive in time, 400 when it is malformed (a
@@ -160,12 +173,12 @@ def _read_capped_body(request: flask.Request, timeout: float) -> bytes:
     size = 0
     body_socket = _BodySocket(request)
     try:
-        while size <= MAX_BODY_BYTES:
+        while size <= limit:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             body_socket.set_timeout(remaining)
-            chunk = request.stream.read(min(_READ_CHUNK, MAX_BODY_BYTES + 1 - size))
+            chunk = request.stream.read(min(_READ_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -225,6 +238,8 @@ def handle_exchange(
                        missing_scopes=body["missing_scopes"])
             if not result.signature_checked:
                 log["id_token_signature"] = "skipped_certificates_unavailable"
+            if result.refresh_token_ids is not None:
+                log["refresh_token_ids"] = result.refresh_token_ids
     except OfflineAccessError as exc:
         status, body = _error_answer(exc, headers, log)
         log["tokens_revoked"] = exc.revoked
@@ -237,6 +252,8 @@ def handle_exchange(
     severity = _severity(status)
     if status == 200 and "id_token_signature" in log:
         severity = "WARNING"  # Google's certificates were down: the ID token's claims were checked
+    if status == 200 and log.get("refresh_token_ids") == "skipped_key_unavailable":
+        severity = "WARNING"  # stored without the identifiers a token-revoked event matches
     emit(severity, f"exchange_code: {outcome}", outcome=outcome, **log)
     if body is None:
         response = flask.Response(status=status)
@@ -311,9 +328,10 @@ def handle_disconnect_user(
 ) -> flask.Response:
     """Answer one request to the internal `disconnect_user` function: revoke and delete a user.
 
-    Who may call is decided before the request gets here: Cloud Run IAM admits only the account
-    API's service account (`run.invoker`), which sends an ID token for this function's URL.
-    Body: JSON `{"sub": ..., "requested_by"?: "user" | "operator"}`. 200 when nothing of the
+    Who may call is decided before the request gets here: Cloud Run IAM admits only the service
+    accounts of the account API and the RISC receiver (`run.invoker`), which send an ID token
+    for this function's URL.
+    Body: JSON `{"sub": ..., "requested_by"?: "user" | "operator" | "security_event"}`. 200 when nothing of the
     user is left, 202 when the disconnect is still pending (the next job run finishes it), with
     `lifecycle.DisconnectResult.body()`.
     """
@@ -356,8 +374,9 @@ def _disconnect_request(request: flask.Request, timeout: float) -> tuple[str, st
     if not isinstance(sub, str) or not _SUB.fullmatch(sub):
         raise ClientError("Send a JSON object with the user's 'sub'.")
     requested_by = document.get("requested_by") if isinstance(document, dict) else None
-    if requested_by not in (None, lifecycle.REQUESTED_BY_USER, lifecycle.REQUESTED_BY_OPERATOR):
-        raise ClientError("'requested_by' must be 'user' or 'operator'.")
+    if requested_by not in (None, lifecycle.REQUESTED_BY_USER, lifecycle.REQUESTED_BY_OPERATOR,
+                            lifecycle.REQUESTED_BY_SECURITY_EVENT):
+        raise ClientError("'requested_by' must be 'user', 'operator' or 'security_event'.")
     return sub, requested_by or lifecycle.REQUESTED_BY_USER
 
 
@@ -446,6 +465,7 @@ def handle_offline_job(
     return json_response(status, body, headers)
 
 
+@answers_json_on_bugs("offline_job_message")
 def handle_worker_push(request: flask.Request, get_worker: Callable[[], Worker]) -> flask.Response:
     """Answer one Pub/Sub push delivery to the `run_offline_worker` function.
 
@@ -484,4 +504,58 @@ def handle_worker_push(request: flask.Request, get_worker: Callable[[], Worker])
     # A message that is not ours points at a bug or a foreign publisher: an operator should look.
     severity = "ERROR" if body["error"] in ("invalid_push", "invalid_message") else _severity(status)
     emit(severity, f"offline job message refused: {body['error']}", outcome=body["error"], **log)
+    return json_response(status, body, headers)
+
+
+def handle_risc_receiver(
+    request: flask.Request, get_deps: Callable[[], risc_receiver.RiscDependencies]
+) -> flask.Response:
+    """Answer one push of Google's Cross-Account Protection (RISC) transmitter.
+
+    `POST` whose body is a security event token (`Content-Type: application/secevent+jwt`,
+    not required). 202 `{"status": "accepted"}` once every event of it was acted on, or found
+    acted on already (a redelivery); 400 `{"error", "message", "err", "description"}` for a
+    token that is malformed, forged, not ours or too large, with RFC 8935's `err`; 503 when
+    Google's keys or Firestore are unavailable, so that Google delivers it again; 405 for other
+    methods. Public (Google calls it without credentials); it holds no key that opens tokens.
+    Each event logs one line (`risc_receiver.receive`); a refused request logs one.
+    """
+    started = time.perf_counter()
+    log: dict[str, Any] = {"event": "risc_receiver", "method": request.method}
+    headers: dict[str, str] = {}
+    lines: list[dict[str, Any]] = []
+    trace: dict[str, str] = {}
+    try:
+        deps = get_deps()
+        trace = trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context"))
+        log.update(trace)
+        if request.method != "POST":
+            headers["Allow"] = "POST"
+            raise ClientError("Deliver security event tokens with POST.", code="method_not_allowed",
+                              status=405)
+        raw = _read_capped_body(request, deps.config.request_body_timeout_seconds,
+                                limit=RISC_MAX_BODY_BYTES)
+        if len(raw) > RISC_MAX_BODY_BYTES:
+            raise SecurityEventRejected("The body is larger than any security event token.",
+                                        code="payload_too_large")
+        lines = risc_receiver.receive(deps, raw)
+        status, body = 202, {"status": "accepted"}
+    except OfflineAccessError as exc:
+        status, body = _error_answer(exc, headers, log)
+    except Exception as exc:  # a bug: the JSON contract holds, and the log says what broke
+        logging.getLogger(__name__).exception("risc_receiver failed unexpectedly")
+        status, body = 500, {"error": "internal_error",
+                             "message": "Something went wrong on the server. Try again later."}
+        log.update(error="internal_error", exception_type=type(exc).__name__)
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    if status == 202:
+        for line in lines:
+            severity = "NOTICE" if line.get("outcome") in _RISC_CHANGES else "INFO"
+            if line.get("disconnect") == "left_to_the_job":
+                severity = "WARNING"
+            emit(severity, f"risc event {line['event_type']}: {line['outcome']}",
+                 **{**trace, **line}, status=status, duration_ms=duration)
+    else:
+        log.update(status=status, duration_ms=duration)
+        emit(_severity(status), f"risc receiver: {body['error']}", outcome=body["error"], **log)
     return json_response(status, body, headers)

@@ -84,22 +84,29 @@ class UserRefs:
         return mac.hexdigest()[:USER_REF_HEX_CHARS]
 
 
+def parse_random_key(raw: bytes, fix: str, minimum: int = MIN_LOG_KEY_BYTES) -> bytes:
+    """An HMAC key from its secret payload: at least `minimum` random bytes, base64-encoded.
+
+    Raises:
+        Misconfigured: anything else (`fix` says what to do).
+    """
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < minimum:
+        raise Misconfigured(fix)
+    return key
+
+
 def parse_log_key(raw: bytes) -> bytes:
     """The log key from its secret payload: at least 32 random bytes, base64-encoded.
 
     Raises:
         Misconfigured: anything else.
     """
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) < MIN_LOG_KEY_BYTES:
-        raise Misconfigured(
-            "The log key (LOG_USER_REF_KEY_VERSION) must hold at least 32 random bytes, "
-            "base64-encoded (make rotate-log-key adds one)."
-        )
-    return key
+    return parse_random_key(raw, "The log key (LOG_USER_REF_KEY_VERSION) must hold at least 32 "
+                                 "random bytes, base64-encoded (make rotate-log-key adds one).")
 
 
 def trace_field(project: str, header: str | None) -> dict[str, str]:

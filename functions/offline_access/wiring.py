@@ -3,8 +3,8 @@
 `build_shared` builds what every function uses (configuration, endpoints, secrets, a sealer
 that seals with the public key only, one pooled HTTP session, the user store, the logs' user
 references); `build_exchange_dependencies`, `build_job_dependencies`,
-`build_account_dependencies` and `build_disconnect_dependencies` add what only one function
-needs, and `opening_sealer` gives the functions that must open tokens (the job, disconnect) the
+`build_account_dependencies`, `build_disconnect_dependencies` and `build_risc_dependencies` add
+what only one function needs, and `opening_sealer` gives the functions that must open tokens (the job, disconnect) the
 private keys the public functions never hold. Nothing is created at import time, so cold starts
 stay close to a bare import of the client libraries, and tests build the same dependencies with
 the same constructors.
@@ -24,7 +24,7 @@ from .accounts.internal_call import DisconnectCaller
 from .accounts.sessions import CookiePolicy, SessionCodec, SessionKeys
 from .config import MODE_PUBSUB, Config
 from .dependencies import SharedDependencies
-from .errors import Misconfigured
+from .errors import Misconfigured, OfflineAccessError
 from .googleapis.certificates import CertificateCache
 from .googleapis.endpoints import GoogleEndpoints
 from .googleapis.http_session import make_session
@@ -32,10 +32,13 @@ from .messaging.publisher import Publisher
 from .offline import tasks as offline_tasks
 from .offline.context import JobDependencies
 from .offline.worker import Worker
+from .risc.receiver import RiscDependencies
+from .risc.verifier import SetVerifier
 from .signin.exchange import ExchangeDependencies
 from .signin.prefetch import ColdStartPrefetch
 from .store import secrets as secret_store
 from .store import users as user_store
+from .store.refresh_token_ids import RefreshTokenIds
 from .store.sealing import SealingKeys, TokenSealer
 from .structured_log import UserRefs
 
@@ -50,6 +53,7 @@ EXCHANGE_POOL_SIZE = 32
 def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) -> SharedDependencies:
     """What both functions use. Builds clients; does no I/O."""
     secrets = secret_store.SecretSource(secret_store.make_client(environ))
+    token_id_key = config.refresh_token_id_key_version
     return SharedDependencies(
         config=config,
         endpoints=GoogleEndpoints.from_env(environ),
@@ -58,6 +62,7 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
         session=make_session(pool_size=pool_size, environ=environ),
         store=user_store.UserStore(user_store.make_client(config.project), config.users_collection),
         user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
+        token_ids=RefreshTokenIds(lambda: secrets.get(token_id_key)) if token_id_key else None,
     )
 
 
@@ -78,6 +83,16 @@ def opening_sealer(secrets: secret_store.SecretSource, config: Config) -> TokenS
         private_keys_secret=config.sealing_private_keys_secret,
         legacy_key_version=config.legacy_sealing_key_version,
     ))
+
+
+def _read_ahead(check: Callable[[], None]) -> Callable[[], None]:
+    """`check`, whose failure the step that needs its result handles."""
+    def run() -> None:
+        try:
+            check()
+        except OfflineAccessError:
+            pass
+    return run
 
 
 def _extend(cls: type[D], shared: SharedDependencies, **own: Any) -> D:
@@ -129,8 +144,10 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
         certificates=certificates,
         store=shared.store,
         # The session cookie is sealed after the exchange: its key must work before the code
-        # is spent; the log key names the user in the request's log line.
-        checks=(sessions.check_ready, shared.user_refs.check_ready),
+        # is spent; the log key names the user in the request's log line. The refresh-token
+        # identifiers' key is only read ahead: a sign-in never fails for want of it.
+        checks=(sessions.check_ready, shared.user_refs.check_ready,
+                *((_read_ahead(shared.token_ids.check_ready),) if shared.token_ids else ())),
     )
     return _extend(ExchangeDependencies, shared, certificates=certificates, prefetch=prefetch,
                    sessions=sessions, cookies=cookies)
@@ -193,6 +210,28 @@ def build_disconnect_dependencies(environ: Mapping[str, str] = os.environ) -> Sh
     shared = build_shared(environ, config, pool_size=8)
     shared.sealer = opening_sealer(shared.secrets, config)
     return shared
+
+
+def build_risc_dependencies(environ: Mapping[str, str] = os.environ) -> RiscDependencies:
+    """Dependencies of the public `risc_receiver` function from the environment.
+
+    It seals and opens nothing (its sealer is never used): a hijacked account's disconnect is
+    asked of `disconnect_user` (`DISCONNECT_FUNCTION_URL`; without it, the next job run does
+    it), and a `token-revoked` event is matched with the identifiers' key
+    (`REFRESH_TOKEN_ID_KEY_VERSION`). Does no I/O.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed.
+    """
+    config = Config.from_env(environ)
+    shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+    verifier = SetVerifier(shared.session, shared.endpoints.risc_configuration, config.risc_audiences,
+                           timeout=min(config.http_timeout_seconds, 5.0))
+    # Answer Google soon: the call's own work (revoke, delete) goes on, or the job finishes it.
+    caller = (DisconnectCaller(config.disconnect_function_url, shared.session,
+                               timeout=config.http_timeout_seconds)
+              if config.disconnect_function_url else None)
+    return _extend(RiscDependencies, shared, verifier=verifier, disconnect_caller=caller)
 
 
 class Lazy(Generic[T]):

@@ -37,7 +37,8 @@ def config_reads(repo_root) -> set[str]:
 
 
 def sa_of(tf, member: str) -> str:
-    """`"serviceAccount:${google_service_account.job.email}"` -> `"job"`."""
+    """`"serviceAccount:${google_service_account.job.email}"` -> `"job"` (`risc[0]` -> `"risc"`:
+    the accounts behind a switch have a count)."""
     match = re.fullmatch(r"serviceAccount:\$\{google_service_account\.([a-z_]+)(?:\[0\])?\.email\}", member)
     assert match, f"member {member!r} is not one of this configuration's service accounts"
     return match.group(1)
@@ -163,7 +164,7 @@ def test_secrets_are_created_empty(tf):
     secrets = tf.resources("google_secret_manager_secret")
     assert set(secrets) == {"oauth_client_secret", "token_sealing_public_keys",
                             "token_sealing_private_keys", "token_sealing_key", "log_user_ref_key",
-                            "session_key"}
+                            "session_key", "refresh_token_id_key"}
     for name, body in secrets.items():
         replication = tf.block(body["replication"])
         assert "auto" in replication, f"secret {name} should use automatic replication"
@@ -179,7 +180,7 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
     granted = set()
     for name, body in bindings.items():
         assert body["role"] == SECRET_ACCESSOR, f"{name}: unexpected role {body['role']}"
-        secret = re.fullmatch(r"google_secret_manager_secret\.([a-z_]+)\.secret_id",
+        secret = re.fullmatch(r"google_secret_manager_secret\.([a-z_]+)(?:\[0\])?\.secret_id",
                               tf.ref(body["secret_id"]))
         assert secret, f"{name}: binds on {body['secret_id']!r}, not on a secret of ours"
         granted.add((secret.group(1), sa_of(tf, body["member"])))
@@ -210,6 +211,14 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
         ("token_sealing_private_keys", "worker"),
         ("token_sealing_key", "worker"),
         ("log_user_ref_key", "worker"),
+        # Cross-Account Protection: the refresh-token identifiers' key for the functions that
+        # store tokens (the exchange, the job) and the receiver that matches events; the
+        # receiver logs users by the log key, and reads nothing else.
+        ("refresh_token_id_key", "exchange"),
+        ("refresh_token_id_key", "job"),
+        ("refresh_token_id_key", "risc"),
+        ("log_user_ref_key", "risc"),
+        ("refresh_token_id_key", "worker"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
@@ -222,9 +231,9 @@ def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
     """Review fault 4: code execution or SSRF in a public function must not expose tokens."""
     functions = tf.resources(FUNCTION_TYPE)
     opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect", "worker")}
-    public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account")}
+    public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account", "risc")}
     for name, body in tf.resources("google_secret_manager_secret_iam_member").items():
-        secret = tf.ref(body["secret_id"]).split(".")[1]
+        secret = tf.ref(body["secret_id"]).split(".")[1].removesuffix("[0]")
         if secret in OPENING_SECRETS:
             assert sa_of(tf, body["member"]) in opening, (
                 f"{name}: only the job, its worker and disconnect_user may read {secret}")
@@ -245,7 +254,7 @@ def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
 
 
 def test_sealed_ciphertexts_are_not_indexed(tf):
-    [field] = tf.resources("google_firestore_field").values()
+    field = tf.resources("google_firestore_field")["sealed_ciphertexts_unindexed"]
     assert field["for_each"] == '${toset(["refresh_token.ct", "access_token.ct"])}'
     assert tf.block(field["index_config"]) == {"__is_block__": True}  # empty: no index at all
     assert tf.ref(field["collection"]) == "var.users_collection"
@@ -262,7 +271,7 @@ def test_no_project_level_secret_access(tf):
 
 def test_one_service_account_per_function_and_one_for_scheduler(tf):
     functions = tf.resources(FUNCTION_TYPE)
-    assert set(functions) == {"exchange", "job", "account", "disconnect", "worker"}
+    assert set(functions) == {"exchange", "job", "account", "disconnect", "worker", "risc"}
     runtime = {name: function_sa(tf, body) for name, body in functions.items()}
     assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
     oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
@@ -288,6 +297,9 @@ def test_project_level_roles_are_minimal(tf):
         "disconnect": {"roles/datastore.user"},
         "worker": {"roles/datastore.user"},
         "build": {"roles/logging.logWriter"},
+        "risc": {"roles/datastore.user"},
+        # Google's RISC API requires it of the account that registers the stream.
+        "risc_admin": {"roles/riscconfigs.admin"},
     }
     granted = set()
     for name, body in tf.resources("google_project_iam_member").items():
@@ -344,10 +356,10 @@ def test_build_account_reads_only_the_two_source_buckets(tf):
 
 
 def test_every_iam_role_has_a_doc_link_comment(tf):
-    for filename in ("iam.tf", "fanout.tf"):
+    for filename in ("iam.tf", "fanout.tf", "risc.tf"):
         text = tf.texts[filename]
         for match in re.finditer(r'^resource "([a-z0-9_]+_iam_member)" "([a-z_]+)"', text, re.M):
-            preceding = text[:match.start()].rstrip().splitlines()[-6:]
+            preceding = text[:match.start()].rstrip().splitlines()[-7:]
             assert any("https://cloud.google.com/" in line for line in preceding), (
                 f"{match.group(1)}.{match.group(2)} has no documentation link above it")
 
@@ -402,7 +414,7 @@ def test_functions_run_the_design_entry_points_on_python312(tf):
         assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
     assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job",
                             "account": "account_api", "disconnect": "disconnect_user",
-                            "worker": "run_offline_worker"}
+                            "worker": "run_offline_worker", "risc": "risc_receiver"}
 
 
 def test_scheduled_function_is_small_and_bounded(tf):
@@ -740,7 +752,7 @@ def test_account_api_is_public_capped_and_holds_no_token_key(tf):
     assert "google_cloudfunctions2_function.disconnect.service_config[0].uri" in env
 
 
-def test_disconnect_function_is_invoked_by_the_account_api_only(tf):
+def test_disconnect_function_is_invoked_by_the_account_api_and_the_risc_receiver_only(tf):
     disconnect = tf.resources(FUNCTION_TYPE)["disconnect"]
     service = tf.block(disconnect["service_config"])
     # Another Cloud Run service's call is not internal traffic: IAM is the gate (PLAN, README).
@@ -751,7 +763,9 @@ def test_disconnect_function_is_invoked_by_the_account_api_only(tf):
         members = body.get("members", [body.get("member")])
         assert body["role"] == RUN_INVOKER
         assert not PUBLIC_MEMBERS & set(members), f"{rtype}.{name} makes disconnect_user public"
-        assert [sa_of(tf, m) for m in members] == ["account"]
+    invokers = sorted(sa_of(tf, m) for _, _, body in bindings for m in body.get("members", [body.get("member")]))
+    # The account API's Disconnect, and the RISC receiver's for a hijacked account.
+    assert invokers == ["account", "risc"]
     comments = " ".join(tf.comments(disconnect))
     assert "CKV_GCP_124" in comments and "IAM" in comments
 
@@ -784,3 +798,70 @@ def test_branding_variables_are_validated(tf):
     for name in ("app_name", "brand_logo_url", "privacy_policy_url", "terms_url", "support_url"):
         assert tf.variables[name].get("validation"), f"variable {name} has no validation"
     assert default_of(tf, "privacy_policy_url") is None
+
+
+#-- Cross-Account Protection (issue 13) --#
+
+
+def _risc_resources(tf) -> list[tuple[str, str, dict]]:
+    return [(rtype, name, body) for rtype, name, body, filename in tf.all_resources() if filename == "risc.tf"]
+
+
+def test_cross_account_protection_is_off_by_default_and_all_of_it_behind_the_switch(tf):
+    assert default_of(tf, "risc_enabled") is False
+    assert tf.locals["risc_count"] == "${var.risc_enabled ? 1 : 0}"
+    resources = _risc_resources(tf)
+    assert len(resources) == 16
+    for rtype, name, body in resources:
+        switch = tf.ref(body.get("count", "")) if "count" in body else tf.ref(body.get("for_each", ""))
+        # The worker's grant needs the fan-out too: `local.fanout ? local.risc_count : 0`.
+        assert switch in ("local.risc_count", "local.fanout ? local.risc_count : 0") \
+            or switch.startswith("var.risc_enabled ?"), f"{rtype}.{name}"
+    # Outside risc.tf, the switch's resources are reached only through expressions that are
+    # empty without them.
+    env = tf.locals["function_environment"]["REFRESH_TOKEN_ID_KEY_VERSION"]
+    assert env.startswith('${join("", [for secret in google_secret_manager_secret.refresh_token_id_key :')
+
+
+def test_the_risc_api_is_enabled_and_one_account_may_register_the_stream(tf):
+    assert tf.resources("google_project_service")["risc"]["service"] == "risc.googleapis.com"
+    [grant] = [b for b in tf.resources("google_project_iam_member").values() if b["role"] == "roles/riscconfigs.admin"]
+    assert sa_of(tf, grant["member"]) == "risc_admin"
+    impersonation = tf.resources("google_service_account_iam_member")["risc_admin_impersonators"]
+    assert impersonation["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert tf.ref(impersonation["member"]) == "each.value"
+    assert "var.risc_admins" in impersonation["for_each"]
+    assert tf.ref(impersonation["service_account_id"]) == "google_service_account.risc_admin[0].name"
+    # No key file is made: operators impersonate the account.
+    assert not tf.resources("google_service_account_key")
+
+
+def test_the_risc_receiver_is_public_capped_and_holds_no_token_key(tf):
+    receiver = tf.resources(FUNCTION_TYPE)["risc"]
+    service = tf.block(receiver["service_config"])
+    assert service["ingress_settings"] == "ALLOW_ALL"  # Google pushes from the internet
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.risc_max_instances"
+    assert 1 <= default_of(tf, "risc_max_instances") <= 10
+    bindings = _iam_on(tf, "risc")
+    assert [(b["role"], b["member"]) for _, _, b in bindings] == [(RUN_INVOKER, "allUsers")]
+    readable = {tf.ref(b["secret_id"]) for b in tf.resources("google_secret_manager_secret_iam_member").values()
+                if sa_of(tf, b["member"]) == "risc"}
+    assert readable == {"google_secret_manager_secret.refresh_token_id_key[0].secret_id",
+                        "google_secret_manager_secret.log_user_ref_key.secret_id"}
+    env = service["environment_variables"]
+    assert "local.function_environment" in env and "opening_environment" not in env
+    assert "google_cloudfunctions2_function.disconnect.service_config[0].uri" in env
+    assert "RISC_CLIENT_IDS" in env
+    comments = " ".join(tf.comments(receiver))
+    assert "CKV_GCP_124" in comments and "signed" in comments
+
+
+def test_the_event_records_expire_by_a_ttl_policy_on_the_stores_field(tf):
+    from offline_access.store import security_events
+
+    ttl = tf.resources("google_firestore_field")["security_event_tokens_ttl"]
+    assert tf.block(ttl["ttl_config"]) == {"__is_block__": True}
+    assert ttl["field"] == security_events.TTL_FIELD
+    assert tf.ref(ttl["collection"]) == "local.risc_events_collection"
+    assert tf.locals["risc_events_collection"] == security_events.COLLECTION

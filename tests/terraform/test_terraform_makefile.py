@@ -25,13 +25,14 @@ from tools.tf_offline_plan import copy_tree
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = REPO_ROOT / "terraform" / "terraform.mk"
 TARGETS = ("deploy", "destroy", "set-client-secret", "rotate-sealing-key", "sealing-key-status",
-           "retire-sealing-key", "rotate-log-key", "rotate-session-key", "lint-tf", "test-tf",
-           "tf-offline-cache")
+           "retire-sealing-key", "rotate-log-key", "rotate-session-key", "create-token-id-key",
+           "lint-tf", "test-tf", "tf-offline-cache")
 LEAD_OWNED = ("test", "dev", "bench")
 SECRET = "GOCSPX-canary-secret-for-make"
 PUBLIC_KEYS = "projects/demo-project/secrets/offline-access-token-sealing-public-keys"
 PRIVATE_KEYS = "projects/demo-project/secrets/offline-access-token-sealing-private-keys"
 LOG_KEY = "projects/demo-project/secrets/offline-access-log-user-ref-key"
+TOKEN_ID_KEY = "projects/demo-project/secrets/offline-access-refresh-token-id-key"
 KEYS_ENV = {"GOOGLE_CLOUD_PROJECT": "demo-project",
             "TOKEN_SEALING_PUBLIC_KEY_VERSION": f"{PUBLIC_KEYS}/versions/latest",
             "TOKEN_SEALING_PRIVATE_KEYS_SECRET": PRIVATE_KEYS,
@@ -164,7 +165,7 @@ def test_set_client_secret_refuses_empty_input(tools):
 @pytest.fixture
 def secret_manager():
     server = LocalSecretManager().start()
-    for secret in (PUBLIC_KEYS, PRIVATE_KEYS, LOG_KEY):
+    for secret in (PUBLIC_KEYS, PRIVATE_KEYS, LOG_KEY, TOKEN_ID_KEY):
         server.create_secret(secret)
     yield server
     server.stop()
@@ -204,6 +205,25 @@ def test_rotate_log_key_adds_32_random_bytes(tools, secret_manager):
     assert result.returncode == 0, result.stderr
     key = secret_manager.payload(f"{LOG_KEY}/versions/1")
     assert len(base64.b64decode(key, validate=True)) == 32 and key.decode() not in result.stdout
+
+
+@needs_make
+def test_create_token_id_key_adds_32_random_bytes_once(tools, secret_manager):
+    # With risc_enabled, key_operations_env names the key (Terraform's output).
+    (tools["record"] / "output-key_operations_env").write_text(" ".join(
+        f"{k}={v}" for k, v in {**KEYS_ENV, "REFRESH_TOKEN_ID_KEY_VERSION": f"{TOKEN_ID_KEY}/versions/latest"}.items()))
+    emulator = {"SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port}
+
+    first = make(tools, "create-token-id-key", environ=emulator)
+    again = make(tools, "create-token-id-key", environ=emulator)
+    replaced = make(tools, "create-token-id-key", REPLACE="1", environ=emulator)
+
+    assert first.returncode == 0, first.stderr
+    key = secret_manager.payload(f"{TOKEN_ID_KEY}/versions/1")
+    assert len(base64.b64decode(key, validate=True)) == 32 and key.decode() not in first.stdout
+    # A second version would leave the stored identifiers unmatched: refused unless asked.
+    assert again.returncode == 2 and "--replace" in again.stderr
+    assert replaced.returncode == 0 and secret_manager.payload(f"{TOKEN_ID_KEY}/versions/2") != key
 
 
 @needs_make

@@ -32,7 +32,7 @@ EXISTING_PROJECT = TERRAFORM_DIR / "examples" / "existing-project.tfvars"
 # What each tfvars file plans to create. The numbers are pinned so that a change in what a
 # deployment creates is a deliberate edit here; test_plans_create_what_the_configuration_declares
 # derives the same sets from the parsed .tf files.
-EXPECTED_ADD = {EXAMPLE.name: 88, ALL_FEATURES.name: 109, EXISTING_PROJECT.name: 83}
+EXPECTED_ADD = {EXAMPLE.name: 88, ALL_FEATURES.name: 126, EXISTING_PROJECT.name: 83}
 # The fan-out (fanout.tf and its alert): created with job_mode = "pubsub" only.
 FANOUT = {
     f"{rtype}.{name}": "job_mode" for rtype, name in [
@@ -64,10 +64,25 @@ SWITCHED = {
     "google_storage_bucket.gcf_sources": "create_gcf_sources_bucket",
     "google_monitoring_notification_channel.email": "alert_email",
     **FANOUT,
+    # Cross-Account Protection (risc.tf), off by default.
+    **{address: "risc_enabled" for address in (
+        "google_project_service.risc", "google_service_account.risc", "google_service_account.risc_admin",
+        "google_project_iam_member.risc_admin_riscconfigs", "google_project_iam_member.risc_datastore_user",
+        "google_service_account_iam_member.risc_admin_impersonators",
+        "google_secret_manager_secret.refresh_token_id_key",
+        "google_secret_manager_secret_iam_member.exchange_token_id_key",
+        "google_secret_manager_secret_iam_member.job_token_id_key",
+        "google_secret_manager_secret_iam_member.worker_token_id_key",
+        "google_secret_manager_secret_iam_member.risc_token_id_key",
+        "google_secret_manager_secret_iam_member.risc_log_key", "google_cloudfunctions2_function.risc",
+        "google_cloud_run_service_iam_member.risc_public",
+        "google_cloud_run_service_iam_member.disconnect_invoker_risc",
+        "google_firestore_field.security_event_tokens_ttl")},
 }
+RISC = {address for address, switch in SWITCHED.items() if switch == "risc_enabled"}
 SWITCHED_ON = {
     EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page",
-                                   "google_monitoring_notification_channel.email"} - set(FANOUT),
+                                   "google_monitoring_notification_channel.email"} - set(FANOUT) - RISC,
     ALL_FEATURES.name: set(SWITCHED),
     EXISTING_PROJECT.name: set(),
 }
@@ -151,6 +166,7 @@ def test_all_features_tfvars_switches_every_option_on(tf):
     assert values["region"] != tf.variables["region"]["default"]
     assert values["allowed_hosted_domains"] and values["oauth_app_testing_mode"] is True
     assert values["oauth_client_secret_version"] != "latest" and values["token_sealing_key_version"] != "latest"
+    assert values["risc_enabled"] is True and values["risc_admins"] and values["risc_client_ids"]
     existing = hcl2.loads(EXISTING_PROJECT.read_text())
     assert all(existing.get(name) is False for name in switches)
 

@@ -86,3 +86,24 @@ class TestFanOutConfig:
         with pytest.raises(ConfigError) as caught:
             Config.from_env({**self.BASE, name: value})
         assert name in caught.value.fix
+
+
+class TestCrossAccountProtectionSettings:
+    BASE = TestConfig.BASE
+
+    def test_off_unless_set(self):
+        config = Config.from_env(self.BASE)
+        assert config.refresh_token_id_key_version is None
+        assert config.risc_audiences == ("c",)
+
+    def test_the_key_and_the_projects_other_clients(self):
+        config = Config.from_env({**self.BASE,
+                                  "REFRESH_TOKEN_ID_KEY_VERSION": "projects/p/secrets/ids/versions/1",
+                                  "RISC_CLIENT_IDS": "ios.apps.googleusercontent.com, c"})
+        assert config.refresh_token_id_key_version == "projects/p/secrets/ids/versions/1"
+        assert config.risc_audiences == ("c", "ios.apps.googleusercontent.com")
+
+    def test_a_malformed_key_version_names_the_variable(self):
+        with pytest.raises(ConfigError) as raised:
+            Config.from_env({**self.BASE, "REFRESH_TOKEN_ID_KEY_VERSION": "ids-key"})
+        assert "REFRESH_TOKEN_ID_KEY_VERSION" in raised.value.fix

@@ -56,3 +56,10 @@ def test_a_misconfiguration_shows_clients_nothing_of_the_fix():
     error = errors.Misconfigured("Grant roles/secretmanager.secretAccessor on projects/p/secrets/s.")
     assert "projects/p" not in error.message and "projects/p" not in str(error)
     assert "projects/p" in error.fix
+
+
+def test_a_refused_security_event_token_speaks_rfc_8935_too():
+    error = errors.SecurityEventRejected("The token names no key.", code="no_key_id", err="invalid_key")
+    assert isinstance(error, errors.ClientError) and error.status == 400 and not error.outage
+    assert error.body() == {"error": "no_key_id", "message": "The token names no key.",
+                            "err": "invalid_key", "description": "The token names no key."}

@@ -1,7 +1,8 @@
 """How a public function asks the internal `disconnect_user` function to finish a disconnect.
 
 The call is an HTTPS POST with an ID token for the callee's URL, which Cloud Run checks
-(`run.invoker` is granted to the account API's service account only). The token comes from
+(`run.invoker` is granted to the service accounts of the account API and the RISC receiver
+only, the two public functions that end accounts). The token comes from
 google-auth's `id_token.fetch_id_token_credentials`: on Cloud Run from the metadata server;
 with `GOOGLE_APPLICATION_CREDENTIALS` naming a service-account key file (as `make dev` and the
 tests do, with a key the local Google issued), through the JWT-bearer grant at the key file's

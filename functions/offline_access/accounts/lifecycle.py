@@ -40,6 +40,8 @@ REQUESTED_BY_USER = "user"
 REQUESTED_BY_OPERATOR = "operator"
 # The job, for a user whose Workspace domain is no longer in ALLOWED_HOSTED_DOMAINS.
 REQUESTED_BY_POLICY = "domain_policy"
+# The RISC receiver, for an account Google disabled because it was hijacked.
+REQUESTED_BY_SECURITY_EVENT = "security_event"
 # Long enough for one revoke call and one delete; a crashed worker's lease lapses by itself.
 LEASE = dt.timedelta(seconds=120)
 

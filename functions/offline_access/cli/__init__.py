@@ -4,6 +4,8 @@
     offline-access [--env-file FILE] users show SUB|EMAIL [--json]
     offline-access [--env-file FILE] users disconnect (SUB | --all) [--yes] [--json]
     offline-access [--env-file FILE] job run [--user SUB | --all] [--json]
+    offline-access [--env-file FILE] keys status | rotate | retire KEY | add-log-key | add-token-id-key
+    offline-access [--env-file FILE] risc register [--url URL] | status | verify [--state S]
 
 `main` builds the parser from `GROUPS`: each name is a module of this package with a
 `register(subparsers)` function that adds its commands, each command setting `run` to a

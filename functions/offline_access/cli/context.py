@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..offline.context import JobDependencies
 from ..store import users as user_store
 from ..store.accounts import AccountStore
+from ..store.security_events import SecurityEventStore
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -59,6 +60,7 @@ class CliContext:
         self.out = out
         self.err = err
         self.quiet = quiet
+        self._store: user_store.UserStore | None = None
         self._accounts: AccountStore | None = None
         self._job: JobDependencies | None = None
 
@@ -78,13 +80,21 @@ class CliContext:
                               "\"Users and accounts\").")
         return project
 
+    def _users(self) -> user_store.UserStore:
+        if self._store is None:
+            collection = self.environ.get("USERS_COLLECTION", "").strip() or "users"
+            self._store = user_store.UserStore(user_store.make_client(self.project()), collection)
+        return self._store
+
     def accounts(self) -> AccountStore:
         """The users collection, for the commands that only read or list."""
         if self._accounts is None:
-            collection = self.environ.get("USERS_COLLECTION", "").strip() or "users"
-            store = user_store.UserStore(user_store.make_client(self.project()), collection)
-            self._accounts = AccountStore(store)
+            self._accounts = AccountStore(self._users())
         return self._accounts
+
+    def security_events(self) -> SecurityEventStore:
+        """The RISC receiver's records of the security events it received."""
+        return SecurityEventStore(self._users())
 
     def job(self) -> JobDependencies:
         """The offline job's dependencies, as the function builds them; logs go to stderr."""

@@ -2,7 +2,8 @@
 
 `keys status` lists each key and how many stored tokens it still opens; `keys rotate` adds a new
 primary key pair; `keys retire KEY` takes a key out of use (refused while tokens in use need
-it); `keys add-log-key` adds a version of the logs' user-reference key. The Makefile's key
+it); `keys add-log-key` adds a version of the logs' user-reference key; `keys add-token-id-key`
+creates the key of the refresh-token identifiers that Cross-Account Protection matches. The Makefile's key
 targets (`make rotate-sealing-key` and friends) run the same code.
 """
 

@@ -16,14 +16,14 @@ from ..errors import Misconfigured, OfflineAccessError
 from .context import CliContext
 
 # Command groups: each a module of this package with `register(subparsers)`.
-GROUPS = ("users", "job", "keys")
+GROUPS = ("users", "job", "keys", "risc")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offline-access",
         description="Operate an offline-access deployment (or make dev's local stack): its users, "
-                    "its offline job and its sealing keys.",
+                    "its offline job, its sealing keys and its Cross-Account Protection stream.",
         epilog="Configuration comes from the functions' environment variables (docs/design.md), "
                "from the shell or --env-file: make dev writes .dev-data/cli.env; for a deployment "
                "use `terraform -chdir=terraform output -raw cli_env > deploy.env`.")

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from ..accounts import lifecycle
-from ..accounts.view import REAUTH_MESSAGES
+from ..accounts.view import REAUTH_MESSAGES, security_notice
 from ..offline import reauth_reasons
 from ..store.job_claims import DueUser
 from ..store.users import (
@@ -20,11 +20,15 @@ from ..store.users import (
     STATUS_DISCONNECTING,
     STATUS_NEEDS_REAUTH,
     STATUS_NO_OFFLINE_ACCESS,
+    STATUS_SUSPENDED,
     stored_time,
 )
 from .context import CliContext, confirm, env_summary
 
-STATUSES = (STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_NO_OFFLINE_ACCESS, STATUS_DISCONNECTING)
+STATUSES = (STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_NO_OFFLINE_ACCESS, STATUS_DISCONNECTING,
+            STATUS_SUSPENDED)
+# The short record of each security event (Cross-Account Protection) on the user document.
+SECURITY_EVENT_FIELDS = ("type", "issued_at", "received_at", "action", "reason", "why")
 
 
 def register(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -85,8 +89,17 @@ def summary(user: DueUser) -> dict[str, Any]:
     }
 
 
+def security_events(user: DueUser) -> list[dict[str, Any]]:
+    """The security events Google sent about the user, oldest first (their short records)."""
+    entries = user.data.get("security_events")
+    return [{name: _iso(e.get(name)) if name.endswith("_at") else e.get(name)
+             for name in SECURITY_EVENT_FIELDS if e.get(name) is not None}
+            for e in (entries if isinstance(entries, list) else []) if isinstance(e, dict)]
+
+
 def record(user: DueUser) -> dict[str, Any]:
-    """The fields `users show` shows: profile, grant, schedule, last run, a pending disconnect."""
+    """The fields `users show` shows: profile, grant, schedule, last run, a pending disconnect,
+    the security events received and what they flagged."""
     data, job = user.data, _job(user)
     disconnect = data.get("disconnect") if isinstance(data.get("disconnect"), dict) else None
     scopes = data.get("granted_scopes")
@@ -117,6 +130,8 @@ def record(user: DueUser) -> dict[str, Any]:
             "attempts": disconnect.get("attempts"),
             "last_error": disconnect.get("last_error"),
         },
+        "security_notice": security_notice(data),
+        "security_events": security_events(user),
     }
 
 
@@ -182,6 +197,15 @@ def show_user(args: argparse.Namespace, context: CliContext) -> int:
             d = item["disconnect"]
             context.print(f"  disconnect      asked by {d['requested_by']} at {d['requested_at']}, "
                           f"{d['attempts'] or 0} attempt(s), last error {d['last_error'] or '-'}")
+        if item["security_notice"]:
+            notice = item["security_notice"]
+            context.print(f"  flagged         {notice['title']} (since {notice['since'] or '-'})")
+        events = item["security_events"]
+        context.print(f"  security events {'none' if not events else len(events)}")
+        for event in events:
+            detail = ", ".join(filter(None, [event.get("reason"), event.get("why")]))
+            context.print(f"    {event.get('received_at') or '-'}  {event['type']}: {event['action']}"
+                          + (f" ({detail})" if detail else ""))
     return 0
 
 

@@ -23,6 +23,11 @@ class GoogleEndpoints:
     certs_pem: str
     userinfo: str
     drive: str
+    # Cross-Account Protection: the transmitter's discovery document, and the stream
+    # management API (`risc.googleapis.com/v1beta`, whose paths are fixed: Google's document
+    # has been seen to spell them wrong).
+    risc_configuration: str
+    risc_api: str
 
     @classmethod
     def production(cls) -> GoogleEndpoints:
@@ -32,6 +37,8 @@ class GoogleEndpoints:
             certs_pem="https://www.googleapis.com/oauth2/v1/certs",
             userinfo="https://www.googleapis.com/oauth2/v3/userinfo",
             drive="https://www.googleapis.com/drive/v3",
+            risc_configuration="https://accounts.google.com/.well-known/risc-configuration",
+            risc_api="https://risc.googleapis.com/v1beta",
         )
 
     @classmethod
@@ -43,6 +50,8 @@ class GoogleEndpoints:
             certs_pem=f"{base}/oauth2/v1/certs",
             userinfo=f"{base}/oauth2/v3/userinfo",
             drive=f"{base}/drive/v3",
+            risc_configuration=f"{base}/.well-known/risc-configuration",
+            risc_api=f"{base}/v1beta",
         )
 
     @classmethod

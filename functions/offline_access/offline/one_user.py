@@ -137,10 +137,11 @@ def _work(
             user,
             sealer=deps.sealer,
             refresh=refresh,
-            save_refresh_token=lambda sealed, expires_in: deps.jobs.save_refresh_token(
-                user, sealed, now, expires_in),
+            save_refresh_token=lambda sealed, expires_in, ids: deps.jobs.save_refresh_token(
+                user, sealed, now, expires_in, ids=ids),
             retrier=retrier,
             now=deps.now,
+            identify=deps.token_ids.of_token_if_available if deps.token_ids is not None else None,
         )
         # Every run uses the refresh token unless the cached access token is still good, which
         # keeps the grant far from Google's 6-month idle limit and finds dead grants early.

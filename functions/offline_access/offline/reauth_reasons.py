@@ -31,6 +31,10 @@ needs refresh tokens for the same client issued elsewhere (another deployment or
 the client id), of which the document knows nothing, so `token_limit_eviction` stays in the
 vocabulary (for a caller with that knowledge) but is not inferred here.
 
+One reason is not inferred here but told by Google: `revoked_at_google`, which the RISC
+receiver records when a Cross-Account Protection event says the grant was revoked
+(`tokens-revoked`, or `token-revoked` naming the stored token).
+
 Reference: https://developers.google.com/identity/protocols/oauth2#expiration
 """
 
@@ -51,6 +55,7 @@ UNUSED_6_MONTHS = "unused_6_months"
 TOKEN_LIMIT_EVICTION = "token_limit_eviction"
 REVOKED = "revoked"
 UNKNOWN = "unknown"
+REVOKED_AT_GOOGLE = "revoked_at_google"
 REASONS = (
     UNREADABLE_TOKEN,
     REFRESH_REFUSED,
@@ -61,6 +66,7 @@ REASONS = (
     TOKEN_LIMIT_EVICTION,
     REVOKED,
     UNKNOWN,
+    REVOKED_AT_GOOGLE,
 )
 
 TESTING_MODE_LIFETIME = dt.timedelta(days=7)

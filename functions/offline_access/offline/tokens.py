@@ -44,9 +44,10 @@ class UserTokens:
         *,
         sealer: TokenSealer,
         refresh: Callable[[str, tuple[str, ...] | None], TokenResponse],
-        save_refresh_token: Callable[[dict[str, Any], int | None], None],
+        save_refresh_token: Callable[[dict[str, Any], int | None, dict[str, str] | None], None],
         retrier: Retrier,
         now: Callable[[], dt.datetime],
+        identify: Callable[[str], dict[str, str] | None] | None = None,
     ) -> None:
         """Open the user's sealed refresh token and cached access token.
 
@@ -54,10 +55,12 @@ class UserTokens:
             user: the claimed user document.
             sealer: opens and seals tokens bound to the user.
             refresh: calls the token endpoint: (refresh token, scopes or None) -> response.
-            save_refresh_token: stores a new sealed refresh token and its `refresh_token_expires_in`
-                (raises if it cannot).
+            save_refresh_token: stores a new sealed refresh token, its `refresh_token_expires_in`
+                and its keyed identifiers (raises if it cannot).
             retrier: retries transient failures of the refresh.
             now: the current time.
+            identify: a new refresh token's keyed identifiers (`store.refresh_token_ids`), or
+                None when there are none to store.
 
         Raises:
             UnreadableToken: the refresh token is missing or does not open for this user
@@ -68,6 +71,7 @@ class UserTokens:
         self._sealer = sealer
         self._refresh_call = refresh
         self._save_refresh_token = save_refresh_token
+        self._identify = identify
         self._retrier = retrier
         self._now = now
         self.granted_scopes = user.granted_scopes
@@ -153,7 +157,8 @@ class UserTokens:
         if response.refresh_token and response.refresh_token != self._refresh_token:
             # Saved first: if the save fails, nothing below runs and the old token stays stored.
             sealed = self._sealer.seal(response.refresh_token, sub=self._sub, field="refresh_token")
-            self._save_refresh_token(sealed, response.refresh_token_expires_in)
+            ids = self._identify(response.refresh_token) if self._identify else None
+            self._save_refresh_token(sealed, response.refresh_token_expires_in, ids)
             self._refresh_token = response.refresh_token
             self.rotated = True
         expires_at = self._now() + dt.timedelta(seconds=max(response.expires_in, 0))

@@ -64,6 +64,9 @@ class SignInResult:
     sub: str = field(repr=False)
     session_generation: int = 0
     signature_checked: bool = True
+    # A new refresh token's keyed identifiers (`store.refresh_token_ids`): `stored`, or
+    # `skipped_key_unavailable` when their key could not be read; None when none apply.
+    refresh_token_ids: str | None = None
 
 
 def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> SignInResult:
@@ -133,6 +136,8 @@ def _keep(tokens: TokenResponse, deps: ExchangeDependencies) -> SignInResult:
         if tokens.refresh_token and tokens.refresh_token_expires_in is not None
         else None
     )
+    token_ids = (deps.token_ids.of_token_if_available(tokens.refresh_token)
+                 if tokens.refresh_token and deps.token_ids is not None else None)
     record = SignInRecord(
         sub=sub,
         profile={name: claims.get(name) for name in PROFILE_FIELDS},
@@ -141,6 +146,7 @@ def _keep(tokens: TokenResponse, deps: ExchangeDependencies) -> SignInResult:
         sealed_access_token=deps.sealer.seal(tokens.access_token, sub=sub, field="access_token"),
         access_token_expires_at=now + dt.timedelta(seconds=tokens.expires_in),
         refresh_token_expires_at=refresh_expires_at,
+        refresh_token_ids=token_ids,
     )
     outcome = deps.store.record_sign_in(record, now)
     if outcome.created:
@@ -159,4 +165,12 @@ def _keep(tokens: TokenResponse, deps: ExchangeDependencies) -> SignInResult:
                 missing_scopes=missing_scopes(config.scopes, tokens.scopes))
     return SignInResult(body=body, user=deps.user_refs.ref(sub), created=outcome.created,
                         sub=sub, session_generation=generation,
-                        signature_checked=verified.signature_checked)
+                        signature_checked=verified.signature_checked,
+                        refresh_token_ids=_ids_outcome(tokens, deps, token_ids))
+
+
+def _ids_outcome(tokens: TokenResponse, deps: ExchangeDependencies,
+                 token_ids: dict[str, str] | None) -> str | None:
+    if not tokens.refresh_token or deps.token_ids is None:
+        return None
+    return "stored" if token_ids is not None else "skipped_key_unavailable"

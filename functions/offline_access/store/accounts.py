@@ -12,6 +12,10 @@
 - `users`, `find_by_email`, `disconnecting` and `next_due_at` are the operator's and the job's
   queries.
 
+`ending_sessions_fields` and `disconnecting_fields` say what ending sessions and marking a
+disconnect write, for the writers that make them part of a larger write (the RISC receiver's,
+`store.security_events`).
+
 Every public method maps Firestore's errors to `Unavailable` (`maps_firestore_errors`).
 """
 
@@ -38,6 +42,20 @@ CLAIMED = "claimed"
 GONE = "gone"  # no document: already deleted
 NOT_DISCONNECTING = "not_disconnecting"  # the user signed in again meanwhile
 IN_PROGRESS = "in_progress"  # another worker holds the lease
+
+
+def ending_sessions_fields(now: dt.datetime) -> dict[str, Any]:
+    """What ending every session of a user writes: the generation every cookie must match + 1."""
+    return {"session_generation": firestore.Increment(1), "updated_at": now}
+
+
+def disconnecting_fields(now: dt.datetime, requested_by: str) -> dict[str, Any]:
+    """What marking a user `disconnecting` writes: the status, sessions ended, who asked when."""
+    return {
+        "status": STATUS_DISCONNECTING,
+        **ending_sessions_fields(now),
+        "disconnect": {"requested_at": now, "requested_by": requested_by, "attempts": 0},
+    }
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,7 @@ class AccountStore:
         """End every session of the user (sign-out everywhere). False when there is no document."""
         try:
             self.collection.document(sub).update(
-                {"session_generation": firestore.Increment(1), "updated_at": now},
-                retry=RETRY, timeout=TIMEOUT_SECONDS)
+                ending_sessions_fields(now), retry=RETRY, timeout=TIMEOUT_SECONDS)
         except api_exceptions.NotFound:
             return False
         return True
@@ -90,13 +107,7 @@ class AccountStore:
             if user.data.get("status") == STATUS_DISCONNECTING:
                 return True
             try:
-                self._update(user, {
-                    "status": STATUS_DISCONNECTING,
-                    "session_generation": firestore.Increment(1),
-                    "disconnect": {"requested_at": now, "requested_by": requested_by,
-                                   "attempts": 0},
-                    "updated_at": now,
-                })
+                self._update(user, disconnecting_fields(now, requested_by))
                 return True
             except _CONFLICTS:
                 continue  # a sign-in or the job wrote meanwhile: read again

@@ -382,8 +382,9 @@ class JobStore:
 
     @maps_firestore_errors
     def save_refresh_token(self, user: DueUser, sealed: dict[str, Any], now: dt.datetime,
-                           expires_in: int | None = None) -> None:
-        """Store a new refresh token Google returned, before anything uses it.
+                           expires_in: int | None = None, ids: dict[str, str] | None = None) -> None:
+        """Store a new refresh token Google returned, before anything uses it, with its keyed
+        identifiers (`store.refresh_token_ids`; without them the old token's are removed).
 
         Raises:
             Unavailable: Firestore failed, or the document changed (the token must then not be
@@ -396,9 +397,13 @@ class JobStore:
                 now + dt.timedelta(seconds=expires_in) if expires_in is not None else None),
             "updated_at": now,
         }
-        result = self._update(user, fields)
+        result = self._update(user, {**fields, "refresh_token_ids": dict(ids) if ids else firestore.DELETE_FIELD})
         user.update_time = result.update_time
         user.data.update(fields)
+        if ids:
+            user.data["refresh_token_ids"] = dict(ids)
+        else:
+            user.data.pop("refresh_token_ids", None)
 
     @maps_firestore_errors
     def finish(self, user: DueUser, result: UserResult, *, run_id: str, now: dt.datetime,

@@ -18,6 +18,9 @@ id, and a public-keys secret whose versions each name the key id they belong to.
   margin), since an instance that still seals with the old key would seal new sign-ins with a
   key about to go.
 - `add_log_key` adds a version of the logs' user-reference key (32 random bytes).
+- `add_token_id_key` creates the key of the stored refresh-token identifiers
+  (`store.refresh_token_ids`, 32 random bytes); refused once it has one, unless asked to
+  replace it, since identifiers made under the old version are not matched any more.
 
 The same configuration as the functions names the secrets (`TOKEN_SEALING_PUBLIC_KEY_VERSION`,
 `TOKEN_SEALING_PRIVATE_KEYS_SECRET`, `TOKEN_SEALING_KEY_VERSION`, `LOG_USER_REF_KEY_VERSION`,
@@ -26,7 +29,7 @@ them at `make dev`'s emulators (`SECRET_MANAGER_EMULATOR_HOST`, `FIRESTORE_EMULA
 against a deployment they use Application Default Credentials.
 
     python -m offline_access.store.sealing_keys status | rotate [--suite X25519] |
-        retire KEY [--destroy] | add-log-key
+        retire KEY [--destroy] | add-log-key | add-token-id-key [--replace]
 
 `KEY` is a key id as `status` prints it: `3` for HPKE key 3, `aes-1` for the first releases'
 AES key 1.
@@ -79,6 +82,7 @@ class KeySecrets:
     private_keys_secret: str
     legacy_key_secret: str | None = None
     log_key_secret: str | None = None
+    token_id_key_secret: str | None = None
     collection: str = "users"
 
     @property
@@ -108,6 +112,7 @@ class KeySecrets:
             private_keys_secret=need("TOKEN_SEALING_PRIVATE_KEYS_SECRET"),
             legacy_key_secret=secret_of("TOKEN_SEALING_KEY_VERSION"),
             log_key_secret=secret_of("LOG_USER_REF_KEY_VERSION"),
+            token_id_key_secret=secret_of("REFRESH_TOKEN_ID_KEY_VERSION"),
             collection=env.get("USERS_COLLECTION", "").strip() or "users",
         )
 
@@ -208,6 +213,24 @@ class KeyOperations:
         if self.secrets.log_key_secret is None:
             raise ClientError("Set LOG_USER_REF_KEY_VERSION.", code="missing_setting")
         return self._add(self.secrets.log_key_secret, base64.b64encode(random_bytes.token_bytes(32)))
+
+    def add_token_id_key(self, *, replace: bool = False) -> str:
+        """Add the refresh-token identifiers' key (32 random bytes, base64); its version's name.
+
+        Raises:
+            ClientError: the setting is missing, or (409) the secret has a key already and
+                `replace` is not set.
+        """
+        secret = self.secrets.token_id_key_secret
+        if secret is None:
+            raise ClientError("Set REFRESH_TOKEN_ID_KEY_VERSION.", code="missing_setting")
+        if not replace and any(v.state == _ENABLED for v in self._versions(secret)):
+            raise ClientError(
+                "The refresh-token identifier key exists already. A new version makes the stored "
+                "identifiers unmatchable until each user's next sign-in: pass --replace (make "
+                "create-token-id-key REPLACE=1) to do it "
+                "anyway.", code="key_exists", status=409)
+        return self._add(secret, base64.b64encode(random_bytes.token_bytes(32)))
 
     # -- Firestore --
 
@@ -345,6 +368,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     retire.add_argument("--destroy", action="store_true",
                         help="destroy the versions (irreversible) instead of disabling them")
     commands.add_parser("add-log-key", help="add a version of the logs' user-reference key")
+    token_ids = commands.add_parser(
+        "add-token-id-key", help="create the key of the refresh-token identifiers (Cross-Account Protection)")
+    token_ids.add_argument("--replace", action="store_true",
+                           help="add a new version even though one exists")
 
 
 def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -366,6 +393,8 @@ def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             if args.key.startswith("aes-"):
                 print("Once every aes-N key is retired, unset TOKEN_SEALING_KEY_VERSION "
                       "(token_sealing_key_version = null) and run make deploy.")
+        elif args.command == "add-token-id-key":
+            print(f"Added {operations.add_token_id_key(replace=args.replace)}.")
         else:
             print(f"Added {operations.add_log_key()}.")
     except OfflineAccessError as exc:

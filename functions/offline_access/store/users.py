@@ -27,6 +27,14 @@ STATUS_NEEDS_REAUTH = "needs_reauth"
 # The user asked to disconnect: sessions are ended, the job no longer works for them, and the
 # grant is revoked and every record deleted as soon as Google can be reached (`accounts.lifecycle`).
 STATUS_DISCONNECTING = "disconnecting"
+# Google disabled the account (a Cross-Account Protection `account-disabled` event, other than
+# for hijacking): not processed, sessions kept so the page can say why, until Google enables it
+# again (`account-enabled`) or the user signs in again (which Google allows only once enabled).
+STATUS_SUSPENDED = "suspended"
+# The flags a security event sets, which a sign-in clears: the suspension, and a notice that
+# Google asks the user to change their password (`account-credential-change-required`).
+SUSPENSION_FIELD = "suspension"
+SECURITY_NOTICE_FIELD = "security_notice"
 PROFILE_FIELDS = ("email", "email_verified", "name", "picture", "hd")
 _WRITE_ATTEMPTS = 3
 
@@ -52,6 +60,15 @@ def session_generation(record: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
+def restored_status(record: dict[str, Any]) -> str:
+    """The status of a suspended user once the suspension ends: `needs_reauth` if their grant
+    died meanwhile (its `reauth_reason` is kept), `active` with a refresh token, else
+    `no_offline_access`."""
+    if record.get("reauth_reason"):
+        return STATUS_NEEDS_REAUTH
+    return STATUS_ACTIVE if record.get("refresh_token") else STATUS_NO_OFFLINE_ACCESS
+
+
 def stored_time(value: Any) -> dt.datetime | None:
     """A timestamp field of a user document as an aware datetime (UTC when stored naive), or
     None when the field is absent or not a time."""
@@ -72,6 +89,8 @@ class SignInRecord:
     access_token_expires_at: dt.datetime
     # Time-based access (`refresh_token_expires_in`): when the new refresh token expires.
     refresh_token_expires_at: dt.datetime | None = None
+    # The new refresh token's keyed identifiers (`store.refresh_token_ids`), or None.
+    refresh_token_ids: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +213,10 @@ def sign_in_fields(
         # is issued (Testing mode's 7 days, the 6-month idle limit, time-based access).
         fields["refresh_token_issued_at"] = now
         fields["refresh_token_expires_at"] = record.refresh_token_expires_at
+        if record.refresh_token_ids is not None:
+            fields["refresh_token_ids"] = dict(record.refresh_token_ids)
+        elif previous is not None:
+            fields["refresh_token_ids"] = firestore.DELETE_FIELD  # the old token's: never matched again
         fields["status"] = STATUS_ACTIVE
         fields["reauth_reason"] = None
         fields["next_run_at"] = now
@@ -205,6 +228,9 @@ def sign_in_fields(
             fields["status"] = previous_status
         elif previous_status == STATUS_DISCONNECTING and has_token:
             fields["status"] = STATUS_ACTIVE  # the pending disconnect is cancelled: the grant is kept
+        elif previous_status == STATUS_SUSPENDED:
+            # Google let the user sign in: the account is enabled again.
+            fields["status"] = restored_status(previous or {})
         else:
             fields["status"] = STATUS_NO_OFFLINE_ACCESS
     if previous is None:
@@ -213,6 +239,9 @@ def sign_in_fields(
         if "job.failure_count" in fields:
             fields["job"] = {"failure_count": fields.pop("job.failure_count")}
     else:
-        # Signing in again cancels a disconnect that has not completed yet.
+        # Signing in again cancels a disconnect that has not completed yet; it also ends a
+        # suspension (Google lets only enabled accounts sign in) and answers a security notice.
         fields["disconnect"] = firestore.DELETE_FIELD
+        fields[SUSPENSION_FIELD] = firestore.DELETE_FIELD
+        fields[SECURITY_NOTICE_FIELD] = firestore.DELETE_FIELD
     return fields, fields["status"]

@@ -35,7 +35,8 @@ def test_a_message_is_processed_and_acknowledged(users, make_worker, google):
         assert record["last_run_id"] == RUN and record["claim_id"] is None
     (line,) = worker.lines("offline_job_message")
     assert line["message_id"] == "1001" and line["outcome"] == "completed"
-    assert sorted(u["user"] for u in worker.lines("offline_job_user")) == sorted(map(users.exchange.user_refs.ref, subs))
+    refs = sorted(map(users.exchange.user_refs.ref, subs))
+    assert sorted(u["user"] for u in worker.lines("offline_job_user")) == refs
 
 
 def test_a_message_delivered_twice_in_a_row_processes_nobody_twice(users, make_worker, google):

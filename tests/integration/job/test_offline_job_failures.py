@@ -286,7 +286,7 @@ def test_a_new_refresh_token_that_cannot_be_saved_is_not_used(users, job, google
     rotated = second_tokens(google, "alice@example.com")
     google.fault("/token", 200, rotated, match={"grant_type": "refresh_token"})
 
-    def unavailable(self, user, sealed, now, expires_in=None):
+    def unavailable(self, user, sealed, now, expires_in=None, ids=None):
         raise Unavailable("down", dependency="firestore")
 
     monkeypatch.setattr(JobStore, "save_refresh_token", unavailable)

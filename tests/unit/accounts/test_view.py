@@ -29,7 +29,7 @@ def test_an_active_user():
     assert body["account"] == {
         "status": "active", "reauth_reason": None, "reauth_message": None,
         "connected_at": "2026-06-01T12:00:00Z", "signed_in_at": "2026-06-01T12:00:00Z",
-        "last_run": None, "next_run_at": "2026-06-01T13:00:00Z"}
+        "last_run": None, "next_run_at": "2026-06-01T13:00:00Z", "security_notice": None}
     assert "refresh_token" not in repr(body) and "ciphertext" not in repr(body)
 
 

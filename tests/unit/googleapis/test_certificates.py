@@ -1,11 +1,20 @@
-"""Caching of Google's certificates as their Cache-Control allows (pure logic, fake transport)."""
+"""Caching of Google's certificates, JWKS and RISC configuration as their Cache-Control allows
+(pure logic, fake transport)."""
 
+import base64
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from offline_access.errors import Unavailable
-from offline_access.googleapis.certificates import CertificateCache
+from offline_access.googleapis.certificates import (
+    CertificateCache,
+    JwksCache,
+    parse_jwks,
+    parse_risc_configuration,
+    risc_configuration,
+)
 
 
 class FakeSession:
@@ -105,3 +114,60 @@ def test_unavailable_certificates_are_503(setup):
     session.status = 503
     with pytest.raises(Unavailable):
         cache.certs_for("k1")
+
+
+# The JWKS and the RISC configuration, parsed (pure logic).
+
+
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def jwk(kid: str, key: rsa.RSAPrivateKey, **extra) -> dict:
+    numbers = key.public_key().public_numbers()
+    return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": _b64(numbers.n),
+            "e": _b64(numbers.e), **extra}
+
+
+def test_a_jwks_gives_the_rsa_signing_keys_by_kid():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    keys = parse_jwks({"keys": [jwk("k1", key), jwk("enc", key, use="enc"),
+                                {"kty": "EC", "kid": "ec"}, jwk("hs", key, alg="HS256"),
+                                {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"}, "junk"]})
+    assert set(keys) == {"k1"}
+    assert keys["k1"].public_numbers() == key.public_key().public_numbers()
+
+
+@pytest.mark.parametrize("document", [[], {"keys": "x"}, {"no": "keys"}, "text"])
+def test_a_document_that_is_not_a_jwks_is_unavailable(document):
+    with pytest.raises(ValueError):
+        parse_jwks(document)
+
+
+def test_the_jwks_cache_follows_cache_control_and_refetches_an_unknown_kid():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    session, clock = FakeSession(max_age=60), Clock()
+    session.certs = {"keys": [jwk("k1", key)]}
+    cache = JwksCache(session, "https://jwks", clock=clock, sleep=clock.sleep)
+    assert "k1" in cache.current("k1") and "k1" in cache.current("k1") and session.gets == 1
+    clock.now += 5
+    assert "k2" not in cache.current("k2") and session.gets == 2
+
+
+def test_the_risc_configuration_keeps_the_issuer_and_jwks_uri():
+    assert parse_risc_configuration({"issuer": "https://accounts.google.com/",
+                                     "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs",
+                                     "delivery_methods_supported": []}) == {
+        "issuer": "https://accounts.google.com/", "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs"}
+    for broken in ({"issuer": "x"}, {"jwks_uri": "ftp://x", "issuer": "i"}, []):
+        with pytest.raises(ValueError):
+            parse_risc_configuration(broken)
+
+
+def test_an_unreadable_risc_configuration_is_unavailable_not_trusted():
+    session, clock = FakeSession(), Clock()
+    session.certs = {"issuer": "https://accounts.google.com/"}  # no jwks_uri
+    with pytest.raises(Unavailable) as raised:
+        risc_configuration(session, "https://config", clock=clock).current()
+    assert raised.value.dependency == "risc_configuration"

@@ -72,5 +72,7 @@ class TestReauthReasons:
         assert reauth_reasons.classify(doc, error_subtype="invalid_grant", now=NOW) == expected
 
     def test_every_reason_is_in_the_vocabulary(self):
-        assert len(set(reauth_reasons.REASONS)) == 9
+        assert len(set(reauth_reasons.REASONS)) == 10
         assert "unreadable_token" in reauth_reasons.REASONS
+        # Told by Google's Cross-Account Protection, never inferred by `classify`.
+        assert "revoked_at_google" in reauth_reasons.REASONS
