@@ -7,6 +7,7 @@ from offline_access import http_adapter, wiring
 from offline_access.accounts import api as account
 from offline_access.signin import exchange
 from offline_access.structured_log import configure_python_logging
+from offline_access.tokenapi import api as tokens
 
 configure_python_logging()
 _exchange = wiring.Lazy(wiring.build_exchange_dependencies)
@@ -45,3 +46,13 @@ _disconnect = wiring.Lazy(wiring.build_disconnect_dependencies)
 def disconnect_user(request: flask.Request) -> flask.Response:
     """Internal (IAM): revoke a user's grant at Google and delete every record of them."""
     return http_adapter.handle_disconnect_user(request, _disconnect.get)
+
+
+_tokens = wiring.Lazy(wiring.build_token_api_dependencies)
+wiring.warm_up_in_each_worker("token_api", _tokens, tokens.warm_up)
+
+
+@functions_framework.http
+def token_api(request: flask.Request) -> flask.Response:
+    """For the app's backend (IAM): a user's access token now, and who a session cookie is."""
+    return http_adapter.handle_token_api(request, _tokens.get)

@@ -21,6 +21,11 @@ _SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/(latest|[1-
 _SECRET = re.compile(r"projects/[^/]+/secrets/[^/]+")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
 _URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?")
+_TOPIC = re.compile(r"projects/[^/\s]+/topics/[^/\s]+")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
+# CloudEvents `type`s are prefixed with a reverse-DNS name (the spec's recommendation).
+DEFAULT_EVENT_TYPE_PREFIX = "dev.offline-access"
+_REVERSE_DNS = re.compile(r"[a-z0-9][a-z0-9\-]*(\.[a-z0-9][a-z0-9\-]*)+")
 DAY = 86400
 
 
@@ -90,6 +95,37 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    urls = _list(env, name)
+    for url in urls:
+        if not _URL.fullmatch(url):
+            raise ConfigError(f"{name} entry {url!r} is not an http:// or https:// URL.")
+    return urls
+
+
+def _emails(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    emails = tuple(e.lower() for e in _list(env, name))
+    for email in emails:
+        if not _EMAIL.fullmatch(email):
+            raise ConfigError(f"{name} entry {email!r} is not an email address.")
+    return emails
+
+
+def _topic(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if value and not _TOPIC.fullmatch(value):
+        raise ConfigError(f"{name} must look like projects/PROJECT/topics/TOPIC, not {value!r}.")
+    return value or None
+
+
+def _event_type_prefix(env: Mapping[str, str]) -> str:
+    value = env.get("EVENT_TYPE_PREFIX", "").strip() or DEFAULT_EVENT_TYPE_PREFIX
+    if not _REVERSE_DNS.fullmatch(value):
+        raise ConfigError("EVENT_TYPE_PREFIX must be a reverse-DNS name such as "
+                          f"com.example.offline-access, not {value!r}.")
+    return value
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     origins = _list(env, "ALLOWED_ORIGINS")
     for origin in origins:
@@ -140,6 +176,14 @@ class Config:
     legacy_sealing_key_version: str | None = None
     # How long reading a request body may take before the answer is 408.
     request_body_timeout_seconds: float = 10.0
+    # The token API: the audiences its callers' ID tokens must name (its own URLs), and the
+    # service accounts it admits (Cloud Run IAM admits the same ones before the code runs).
+    token_api_audiences: tuple[str, ...] = ()
+    token_api_allowed_callers: tuple[str, ...] = ()
+    # Lifecycle events: the Pub/Sub topic (None: no events, no outbox writes) and the
+    # reverse-DNS prefix of their CloudEvents types.
+    events_topic: str | None = None
+    event_type_prefix: str = DEFAULT_EVENT_TYPE_PREFIX
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -171,4 +215,8 @@ class Config:
             sign_in_attempt_seconds=_int(env, "SIGN_IN_ATTEMPT_SECONDS", 600, minimum=30),
             disconnect_function_url=_url(env, "DISCONNECT_FUNCTION_URL"),
             job_schedule_period_seconds=_int(env, "JOB_SCHEDULE_PERIOD_SECONDS", 900, minimum=60),
+            token_api_audiences=_urls(env, "TOKEN_API_AUDIENCES"),
+            token_api_allowed_callers=_emails(env, "TOKEN_API_ALLOWED_CALLERS"),
+            events_topic=_topic(env, "EVENTS_TOPIC"),
+            event_type_prefix=_event_type_prefix(env),
         )

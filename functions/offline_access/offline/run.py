@@ -17,6 +17,9 @@ of one schedule time shares it. A run:
    writes, below Cloud Scheduler's attempt deadline, itself below the function's timeout;
 4. answers with a summary and logs one line for the run (and one per user).
 
+Before anything else, a run publishes the lifecycle events that earlier publishes left in the
+outbox (`events.outbox`), and before it answers it waits briefly for its own to go out.
+
 Before the due users, a run finishes the disconnects still pending (users `disconnecting`
 because the account API could not reach Google or the internal function): each goes through
 `accounts.lifecycle.revoke_and_delete`, the same function the API and the CLI use, within the
@@ -169,6 +172,7 @@ def run_offline_job(
     summary = RunSummary(run_id=run_id)
     run = _start(deps, run_id, everyone=everyone)
     last_start = run.deadline - start_reserve(config.job_time_budget_seconds, config.http_timeout_seconds)
+    _publish_leftover_events(deps)
     _finish_disconnects(deps, run, summary)
     breaker = _Breaker(deps.breaker_threshold)
     lock = threading.Lock()
@@ -215,9 +219,28 @@ def run_offline_job(
             summary.stopped = exc.code
         finally:
             pages.close()
+    _flush_events(deps)
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, failure, log_fields or {})
     return summary
+
+
+def _publish_leftover_events(deps: JobDependencies) -> None:
+    """Publish the lifecycle events earlier publishes left in the outbox (`events.outbox`); it
+    logs its own line."""
+    outbox = deps.store.outbox
+    if outbox is None:
+        return
+    try:
+        outbox.publish_leftovers()
+    except OfflineAccessError:
+        pass  # Firestore is down: the run's own reads say so; the events wait for the next run
+
+
+def _flush_events(deps: JobDependencies) -> None:
+    """Let this run's events go out before the answer (an idle instance may get no CPU after)."""
+    if deps.store.outbox is not None:
+        deps.store.outbox.flush(timeout=10)
 
 
 def run_one_user(deps: JobDependencies, sub: str, run_id: str,
@@ -240,6 +263,7 @@ def run_one_user(deps: JobDependencies, sub: str, run_id: str,
         result = process_user(deps, user, run)  # a user who is not active is skipped, with why
         summary.counts[result.outcome] += 1
         summary.detail = result.detail
+    _flush_events(deps)
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, None, log_fields or {})
     return summary

@@ -23,6 +23,10 @@ under the same precondition, before the new access token is used.
 
 A user the job disconnects (their Workspace domain is no longer allowed) goes through the account
 lifecycle's revoke-and-delete (`accounts.lifecycle`), and nothing is written for them here.
+
+With lifecycle events on, the result's events (`user.needs_reauth`, `user.scopes_changed`,
+`offline.task_completed`) go into the outbox in the same atomic write as the result
+(`events.outbox`), and are published after it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
+from ..events.catalog import Event
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, maps_firestore_errors
 from .job_results import Outcome, UserResult
 from .users import PROFILE_FIELDS, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, UserStore, stored_time
@@ -122,6 +127,7 @@ class JobStore:
     """The job's view of the users collection."""
 
     def __init__(self, store: UserStore) -> None:
+        self.store = store
         self.client = store.client
         self.collection = store.collection
 
@@ -168,12 +174,38 @@ class JobStore:
         snapshot = self.collection.document(sub).get(retry=RETRY, timeout=TIMEOUT_SECONDS)
         return DueUser.from_snapshot(snapshot) if snapshot.exists else None
 
-    def _update(self, user: DueUser, fields: dict[str, Any]) -> Any:
-        """The one write of this store: guarded by the update time the job last saw."""
+    def _update(self, user: DueUser, fields: dict[str, Any],
+                events: list[Event] | None = None, now: dt.datetime | None = None) -> Any:
+        """The one write of this store: guarded by the update time the job last saw; with
+        `events`, they are written to the outbox in the same atomic write."""
         option = self.client.write_option(last_update_time=user.update_time)
+        outbox = self.store.outbox
+        if events and outbox is not None and outbox.enabled and now is not None:
+            batch = self.client.batch()
+            batch.update(self.collection.document(user.sub), fields, option=option)
+            # One result per write: the user's first, then the outbox record's.
+            return self.store.commit(batch, outbox.stage(batch, events, now))[0]
         return self.collection.document(user.sub).update(
             fields, option=option, retry=RETRY, timeout=TIMEOUT_SECONDS
         )
+
+    def _result_events(self, user: DueUser, result: UserResult, run_id: str, now: dt.datetime,
+                       own_fields: bool) -> list[Event]:
+        """The lifecycle events of a result: the user's own changes only when they are written."""
+        outbox = self.store.outbox
+        if outbox is None or not outbox.enabled:
+            return []
+        catalog = outbox.catalog
+        events: list[Event] = []
+        if own_fields and result.outcome is Outcome.NEEDS_REAUTH:
+            events.append(catalog.needs_reauth(user.sub, result.reauth_reason, now))
+        if own_fields and result.granted_scopes is not None:
+            events.extend(catalog.scopes_changed(user.sub, user.granted_scopes,
+                                                 result.granted_scopes, now))
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.PARTIAL):
+            events.extend(catalog.tasks_completed(user.sub, run_id, str(result.outcome),
+                                                  result.tasks, now))
+        return events
 
     @maps_firestore_errors
     def claim(
@@ -263,7 +295,8 @@ class JobStore:
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
         released = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
         try:
-            self._update(user, {**job, **own, **released})
+            self._update(user, {**job, **own, **released},
+                         self._result_events(user, result, run_id, now, own_fields=True), now)
             return "saved"
         except _CONFLICTS:
             pass
@@ -278,7 +311,8 @@ class JobStore:
         if "next_run_at" in own and fresh.data.get("next_run_at") == user.data.get("next_run_at"):
             job["next_run_at"] = own["next_run_at"]
         try:
-            self._update(fresh, {**job, **released})
+            self._update(fresh, {**job, **released},
+                         self._result_events(fresh, result, run_id, now, own_fields=False), now)
         except _CONFLICTS:
             return "claim_lost"
         return "saved_job_only"
