@@ -174,20 +174,24 @@ class JobStore:
         snapshot = self.collection.document(sub).get(retry=RETRY, timeout=TIMEOUT_SECONDS)
         return DueUser.from_snapshot(snapshot) if snapshot.exists else None
 
-    def _update(self, user: DueUser, fields: dict[str, Any],
-                events: list[Event] | None = None, now: dt.datetime | None = None) -> Any:
-        """The one write of this store: guarded by the update time the job last saw; with
-        `events`, they are written to the outbox in the same atomic write."""
+    def _update(self, user: DueUser, fields: dict[str, Any]) -> Any:
+        """The one write of this store: guarded by the update time the job last saw."""
         option = self.client.write_option(last_update_time=user.update_time)
-        outbox = self.store.outbox
-        if events and outbox is not None and outbox.enabled and now is not None:
-            batch = self.client.batch()
-            batch.update(self.collection.document(user.sub), fields, option=option)
-            # One result per write: the user's first, then the outbox record's.
-            return self.store.commit(batch, outbox.stage(batch, events, now))[0]
         return self.collection.document(user.sub).update(
             fields, option=option, retry=RETRY, timeout=TIMEOUT_SECONDS
         )
+
+    def _update_announcing(self, user: DueUser, fields: dict[str, Any], events: list[Event],
+                           now: dt.datetime) -> Any:
+        """`_update`, with `events` written to the outbox in the same atomic write."""
+        outbox = self.store.outbox
+        if not events or outbox is None or not outbox.enabled:
+            return self._update(user, fields)
+        batch = self.client.batch()
+        batch.update(self.collection.document(user.sub), fields,
+                     option=self.client.write_option(last_update_time=user.update_time))
+        # One result per write: the user's first, then the outbox record's.
+        return self.store.commit(batch, outbox.stage(batch, events, now))[0]
 
     def _result_events(self, user: DueUser, result: UserResult, run_id: str, now: dt.datetime,
                        own_fields: bool) -> list[Event]:
@@ -295,8 +299,9 @@ class JobStore:
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
         released = {"job.claim_id": None, "job.claim_run_id": None, "job.claim_expires_at": None}
         try:
-            self._update(user, {**job, **own, **released},
-                         self._result_events(user, result, run_id, now, own_fields=True), now)
+            self._update_announcing(user, {**job, **own, **released},
+                                    self._result_events(user, result, run_id, now, own_fields=True),
+                                    now)
             return "saved"
         except _CONFLICTS:
             pass
@@ -311,8 +316,9 @@ class JobStore:
         if "next_run_at" in own and fresh.data.get("next_run_at") == user.data.get("next_run_at"):
             job["next_run_at"] = own["next_run_at"]
         try:
-            self._update(fresh, {**job, **released},
-                         self._result_events(fresh, result, run_id, now, own_fields=False), now)
+            self._update_announcing(fresh, {**job, **released},
+                                    self._result_events(fresh, result, run_id, now,
+                                                        own_fields=False), now)
         except _CONFLICTS:
             return "claim_lost"
         return "saved_job_only"
