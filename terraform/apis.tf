@@ -13,6 +13,7 @@ locals {
     "firestore.googleapis.com",            # user documents
     "iam.googleapis.com",                  # service accounts
     "logging.googleapis.com",              # build and function logs
+    "pubsub.googleapis.com",               # the lifecycle events' topic
     "run.googleapis.com",                  # gen2 functions run on Cloud Run
     "secretmanager.googleapis.com",        # client secret and sealing key
     "serviceusage.googleapis.com",         # enabling the others

@@ -146,3 +146,13 @@ output "cli_env" {
   description = "The functions' settings as KEY=VALUE lines, for the operator CLI: terraform -chdir=terraform output -raw cli_env > deploy.env, then .venv/bin/offline-access --env-file deploy.env users list. No secret: only version names."
   value       = join("", [for key in sort(keys(local.function_environment)) : "${key}=${local.function_environment[key]}\n" if key != "LOG_EXECUTION_ID"])
 }
+
+output "token_api_url" {
+  description = "URL of token_api, for the app's backend (OFFLINE_ACCESS_TOKEN_API_URL of the Python client); invocable by app_backend_service_accounts only, with an ID token for this URL."
+  value       = google_cloudfunctions2_function.token_api.service_config[0].uri
+}
+
+output "events_topic" {
+  description = "The lifecycle events' Pub/Sub topic (projects/P/topics/T): attach a subscription to it (README, Integrate with your app)."
+  value       = google_pubsub_topic.events.id
+}

@@ -120,7 +120,7 @@ class CallerNotAllowed(CallerRejected):
 
     def __init__(self) -> None:
         super().__init__("This service account may not call the token API. Add it to "
-                         "token_api_invokers in Terraform.")
+                         "app_backend_service_accounts in Terraform.")
 
 
 class UserNotFound(ClientError):

@@ -35,3 +35,9 @@ job_max_instances            = 3
 job_cpu                      = "2"
 job_memory                   = "1Gi"
 offline_tasks                = ["drive_appdata", "userinfo"]
+
+app_backend_service_accounts = ["app-backend@my-project-id.iam.gserviceaccount.com"]
+token_api_max_instances      = 5
+events_subscribers           = ["app-events@my-project-id.iam.gserviceaccount.com"]
+events_retention_days        = 3
+event_type_prefix            = "com.example.signin"

@@ -37,6 +37,11 @@ REVIEWED_SKIPS = {
     # Called by another Cloud Run service, which is not "internal" traffic without a VPC
     # connector: IAM (run.invoker for the account API only) is its gate.
     ("CKV_GCP_124", "google_cloudfunctions2_function.disconnect"),
+    # Called by the app's backends, wherever they run: IAM (run.invoker for
+    # app_backend_service_accounts) and the function's own ID-token check are its gate.
+    ("CKV_GCP_124", "google_cloudfunctions2_function.token_api"),
+    # The events topic: Google-managed encryption like every other resource here.
+    ("CKV_GCP_83", "google_pubsub_topic.events"),
 }
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?$", re.M)
 MIN_REASON = 40

@@ -204,6 +204,13 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
         ("token_sealing_public_keys", "disconnect"),
         ("token_sealing_key", "disconnect"),
         ("log_user_ref_key", "disconnect"),
+        # The token API refreshes as the job does, and reads the session key for POST /session.
+        ("oauth_client_secret", "token_api"),
+        ("token_sealing_public_keys", "token_api"),
+        ("token_sealing_private_keys", "token_api"),
+        ("token_sealing_key", "token_api"),
+        ("log_user_ref_key", "token_api"),
+        ("session_key", "token_api"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
@@ -215,13 +222,13 @@ OPENING_SECRETS = {"token_sealing_private_keys", "token_sealing_key"}
 def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
     """Review fault 4: code execution or SSRF in a public function must not expose tokens."""
     functions = tf.resources(FUNCTION_TYPE)
-    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect")}
+    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect", "token_api")}
     public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account")}
     for name, body in tf.resources("google_secret_manager_secret_iam_member").items():
         secret = tf.ref(body["secret_id"]).split(".")[1]
         if secret in OPENING_SECRETS:
             assert sa_of(tf, body["member"]) in opening, (
-                f"{name}: only the job and disconnect_user may read {secret}")
+                f"{name}: only the job, disconnect_user and token_api may read {secret}")
     for function, sa in public.items():
         # Not by project-wide roles either, nor by its environment.
         for name, body in tf.resources("google_project_iam_member").items():
@@ -256,7 +263,7 @@ def test_no_project_level_secret_access(tf):
 
 def test_one_service_account_per_function_and_one_for_scheduler(tf):
     functions = tf.resources(FUNCTION_TYPE)
-    assert set(functions) == {"exchange", "job", "account", "disconnect"}
+    assert set(functions) == {"exchange", "job", "account", "disconnect", "token_api"}
     runtime = {name: function_sa(tf, body) for name, body in functions.items()}
     assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
     oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
@@ -280,6 +287,7 @@ def test_project_level_roles_are_minimal(tf):
         "job": {"roles/datastore.user"},
         "account": {"roles/datastore.user"},
         "disconnect": {"roles/datastore.user"},
+        "token_api": {"roles/datastore.user"},
         "build": {"roles/logging.logWriter"},
     }
     granted = set()
@@ -394,7 +402,8 @@ def test_functions_run_the_design_entry_points_on_python312(tf):
         entry_points[name] = build["entry_point"]
         assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
     assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job",
-                            "account": "account_api", "disconnect": "disconnect_user"}
+                            "account": "account_api", "disconnect": "disconnect_user",
+                            "token_api": "token_api"}
 
 
 def test_scheduled_function_is_small_and_bounded(tf):
@@ -776,3 +785,62 @@ def test_branding_variables_are_validated(tf):
     for name in ("app_name", "brand_logo_url", "privacy_policy_url", "terms_url", "support_url"):
         assert tf.variables[name].get("validation"), f"variable {name} has no validation"
     assert default_of(tf, "privacy_policy_url") is None
+
+
+#-- The token API and the lifecycle events (issue 11) --#
+
+
+def test_token_api_is_invoked_by_the_app_backends_only_and_checks_them_itself(tf):
+    token_api = tf.resources(FUNCTION_TYPE)["token_api"]
+    service = tf.block(token_api["service_config"])
+    # The app's backends are not internal traffic: IAM is the gate, as for disconnect_user.
+    assert service["ingress_settings"] == "ALLOW_ALL"
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.token_api_max_instances"
+    bindings = _iam_on(tf, "token_api")
+    assert [name for _, name, _ in bindings] == ["token_api_invokers"]
+    [(_, _, invokers)] = bindings
+    assert invokers["role"] == RUN_INVOKER
+    assert invokers["for_each"] == "${toset(var.app_backend_service_accounts)}"
+    assert invokers["member"] == "serviceAccount:${each.value}"
+    assert default_of(tf, "app_backend_service_accounts") == []  # nobody until listed
+    env = service["environment_variables"]
+    # It opens tokens (the job's environment), and checks the same callers IAM admits, for
+    # its own URLs (known before it exists: no cycle).
+    assert "local.opening_environment" in env and "local.events_environment" in env
+    assert 'TOKEN_API_ALLOWED_CALLERS = join(",", var.app_backend_service_accounts)' in env
+    assert 'TOKEN_API_AUDIENCES = join(",", local.token_api_audiences)' in env
+    audiences = tf.locals["token_api_audiences"]
+    assert ".run.app" in audiences[0] and ".cloudfunctions.net/" in audiences[1]
+    assert "google_cloudfunctions2_function.token_api" not in audiences
+    comments = " ".join(tf.comments(token_api))
+    assert "CKV_GCP_124" in comments and "IAM" in comments and "ID token" in comments
+    assert "token_api_url" in tf.outputs
+
+
+def test_events_topic_keeps_messages_and_only_the_changing_functions_publish(tf):
+    topic = tf.resources("google_pubsub_topic")["events"]
+    assert topic["message_retention_duration"] == "${var.events_retention_days * 86400}s"
+    assert default_of(tf, "events_retention_days") == 7
+    publishers = tf.resources("google_pubsub_topic_iam_member")["events_publishers"]
+    assert publishers["role"] == "roles/pubsub.publisher"
+    assert tf.ref(publishers["topic"]) == "google_pubsub_topic.events.name"
+    listed = tf.locals["events_publishers"]
+    named = {sa_of(tf, f"serviceAccount:{email}") for email in listed.values()}
+    assert set(listed) == named
+    # The functions that change users publish; the account API (it only marks a disconnect,
+    # which disconnect_user or the job completes and announces) does not.
+    assert named == {"exchange", "job", "disconnect", "token_api"}
+    subscribers = tf.resources("google_pubsub_topic_iam_member")["events_subscribers"]
+    assert subscribers["role"] == "roles/pubsub.subscriber"
+    assert subscribers["for_each"] == "${toset(var.events_subscribers)}"
+    assert set(tf.resources("google_pubsub_topic_iam_member")) == {"events_publishers",
+                                                                  "events_subscribers"}
+    for rtype in ("google_pubsub_topic_iam_binding", "google_pubsub_topic_iam_policy"):
+        assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
+    functions = tf.resources(FUNCTION_TYPE)
+    for name in ("exchange", "token_api"):
+        assert "local.events_environment" in tf.block(functions[name]["service_config"])["environment_variables"]
+    assert "local.events_environment" in tf.locals["opening_environment"]  # job, disconnect
+    assert "events_environment" not in tf.block(functions["account"]["service_config"])["environment_variables"]
+    assert "events_topic" in tf.outputs

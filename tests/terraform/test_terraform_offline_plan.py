@@ -32,7 +32,7 @@ EXISTING_PROJECT = TERRAFORM_DIR / "examples" / "existing-project.tfvars"
 # What each tfvars file plans to create. The numbers are pinned so that a change in what a
 # deployment creates is a deliberate edit here; test_plans_create_what_the_configuration_declares
 # derives the same sets from the parsed .tf files.
-EXPECTED_ADD = {EXAMPLE.name: 72, ALL_FEATURES.name: 73, EXISTING_PROJECT.name: 67}
+EXPECTED_ADD = {EXAMPLE.name: 87, ALL_FEATURES.name: 90, EXISTING_PROJECT.name: 82}
 # Resources behind a switch: created only when it is on.
 SWITCHED = {
     "google_firebase_hosting_custom_domain.page": "custom_domain",
@@ -41,9 +41,14 @@ SWITCHED = {
     "google_firebaserules_ruleset.firestore_deny_clients": "manage_firestore_rules",
     "google_firebaserules_release.firestore": "manage_firestore_rules",
     "google_storage_bucket.gcf_sources": "create_gcf_sources_bucket",
+    # One per listed service account (for_each).
+    "google_cloud_run_service_iam_member.token_api_invokers": "app_backend_service_accounts",
+    "google_pubsub_topic_iam_member.events_subscribers": "events_subscribers",
 }
 SWITCHED_ON = {
-    EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page"},
+    EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page",
+                                   "google_cloud_run_service_iam_member.token_api_invokers",
+                                   "google_pubsub_topic_iam_member.events_subscribers"},
     ALL_FEATURES.name: set(SWITCHED),
     EXISTING_PROJECT.name: set(),
 }

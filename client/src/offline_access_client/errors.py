@@ -42,7 +42,7 @@ class ScopeNotGranted(TokenApiError):
 
 
 class CallerRejected(TokenApiError):
-    """401 or 403: this service account's ID token was refused (not on `token_api_invokers`,
+    """401 or 403: this service account's ID token was refused (not on `app_backend_service_accounts`,
     or an ID token for another audience)."""
 
 

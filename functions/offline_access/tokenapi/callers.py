@@ -1,7 +1,7 @@
 """Who may call the token API: a Google ID token for this API, of an allowlisted service account.
 
 In production Cloud Run IAM admits only the service accounts given `run.invoker` (Terraform's
-`token_api_invokers`) and passes their `Authorization` header on. The function checks the same
+`app_backend_service_accounts`) and passes their `Authorization` header on. The function checks the same
 token again, so that a mistake in IAM (an `allUsers` binding, a broad role) does not open the
 API, and so that the rule runs the same way locally, where nothing stands in front of it:
 
