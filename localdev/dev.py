@@ -2,9 +2,11 @@
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
 (seeded with a client secret, a sealing key pair, the log key, the session key and one
-first-release AES key), the local Google, the four functions exactly as deployed
-(functions-framework serving `functions/main.py`; only the job and disconnect_user may read the
-private keys), a scheduler that runs the offline job every minute, and the sign-in page, which
+first-release AES key), the local Google, the Pub/Sub emulator with the lifecycle events' topic
+(each event printed as it is published), the five functions exactly as deployed
+(functions-framework serving `functions/main.py`; only the job, disconnect_user and token_api
+may read the private keys; token_api admits the app backend's service account, whose key file
+is `.dev-data/app-backend-sa-key.json`), a scheduler that runs the offline job every minute, and the sign-in page, which
 serves `/api/*` on its own origin by forwarding to the functions with only the `__session`
 cookie, as Firebase Hosting does. Ctrl-C stops everything and leaves no process behind.
 
@@ -38,6 +40,7 @@ import requests
 from google.cloud import firestore as gcloud_firestore
 
 from .dev_data import DevData, restore_grants
+from .dev_events import create_events_topic, print_events, start_pubsub
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer
@@ -51,6 +54,8 @@ EXCHANGE_PORT = 8081
 JOB_PORT = 8082
 ACCOUNT_PORT = 8083
 DISCONNECT_PORT = 8084
+TOKEN_API_PORT = 8088
+PUBSUB_PORT = 8089
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
@@ -59,6 +64,8 @@ SCOPES = "openid email profile https://www.googleapis.com/auth/drive.appdata"
 JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
 ACCOUNT_SERVICE_ACCOUNT = f"offline-access-account@{PROJECT}.iam.gserviceaccount.com"
+# The app's backend: the one service account the local token API admits.
+APP_BACKEND_SERVICE_ACCOUNT = f"app-backend@{PROJECT}.iam.gserviceaccount.com"
 KEY_OPERATIONS_ENV = LOG_DIR / "key-operations.env"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
@@ -104,6 +111,17 @@ def write_key_operations_env(env: dict[str, str]) -> None:
     KEY_OPERATIONS_ENV.write_text(" ".join(f"{name}={env[name]}" for name in names) + "\n")
 
 
+def _client_hint(key_file: Path | None, token_api_url: str, google) -> str:
+    """How to call the local token API as the app's backend, with the Python client."""
+    if key_file is None or google is None:
+        return ""
+    return f"""
+Your app's backend, with the Python client (installed by make install), for a signed-in SUB:
+  GOOGLE_APPLICATION_CREDENTIALS={key_file.relative_to(REPO)} OFFLINE_ACCESS_TOKEN_API_URL={token_api_url} \\
+  GOOGLE_EMULATOR_HOST={google.host_port} .venv/bin/python client/examples/drive_for_user.py SUB
+"""
+
+
 def busy_ports(ports: dict[str, int]) -> list[str]:
     """The components whose fixed port is already taken (e.g. by another `make dev`).
 
@@ -132,6 +150,7 @@ def main() -> int:
         "local-oauth-client-secret", lambda: "local-secret-" + secrets.token_urlsafe(16))
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
              "account_api": ACCOUNT_PORT, "disconnect_user": DISCONNECT_PORT,
+             "token_api": TOKEN_API_PORT, "Pub/Sub emulator": PUBSUB_PORT,
              "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
     if not use_real_google:
         ports["local Google"] = GOOGLE_PORT
@@ -145,6 +164,7 @@ def main() -> int:
     started: list = []
     firestore = None
     secret_manager = None
+    pubsub = None
 
     def shutdown(*_):
         stop.set()
@@ -156,6 +176,11 @@ def main() -> int:
         firestore = FirestoreEmulator(port=FIRESTORE_PORT, import_data=previous,
                                       output=open(LOG_DIR / "firestore.log", "w"))
         started.append(firestore)
+
+        pubsub = start_pubsub(PUBSUB_PORT, LOG_DIR)
+        started.append(pubsub)
+        events_topic, printer_subscription = create_events_topic(PROJECT)
+        print_events(printer_subscription, stop)
 
         secret_manager = LocalSecretManager().start(port=SECRET_MANAGER_PORT)
         started.append(secret_manager)
@@ -174,7 +199,14 @@ def main() -> int:
             "JOB_INTERVAL_SECONDS": "60",
             "JOB_SCHEDULE_PERIOD_SECONDS": str(JOB_EVERY_SECONDS),
             "DISCONNECT_FUNCTION_URL": f"http://127.0.0.1:{DISCONNECT_PORT}/",
+            "PUBSUB_EMULATOR_HOST": pubsub.host_port,
         }
+        # The functions that change users publish lifecycle events (not the account API).
+        events_env = {"EVENTS_TOPIC": events_topic}
+        token_api_url = f"http://127.0.0.1:{TOKEN_API_PORT}"
+        token_api_settings = {"TOKEN_API_AUDIENCES": token_api_url,
+                              "TOKEN_API_ALLOWED_CALLERS": APP_BACKEND_SERVICE_ACCOUNT}
+        app_backend_key = None
         account_env = {}
         google = None
         if use_real_google:
@@ -199,14 +231,19 @@ def main() -> int:
             key = data.write_json("account-sa-key.json",
                                   google.service_account_key(ACCOUNT_SERVICE_ACCOUNT, PROJECT))
             account_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
+            # The app's backend calls the token API with its own ID token, the same way.
+            app_backend_key = data.write_json("app-backend-sa-key.json", google.service_account_key(
+                APP_BACKEND_SERVICE_ACCOUNT, PROJECT))
 
         write_key_operations_env(env)
         # As deployed: the public functions seal with the public key and cannot open tokens.
         functions = {}
-        for target, port, own_env in (("exchange_code", EXCHANGE_PORT, public_only(env)),
-                                      ("run_offline_job", JOB_PORT, env),
+        for target, port, own_env in (("exchange_code", EXCHANGE_PORT, {**public_only(env), **events_env}),
+                                      ("run_offline_job", JOB_PORT, {**env, **events_env}),
                                       ("account_api", ACCOUNT_PORT, {**public_only(env), **account_env}),
-                                      ("disconnect_user", DISCONNECT_PORT, env)):
+                                      ("disconnect_user", DISCONNECT_PORT, {**env, **events_env}),
+                                      ("token_api", TOKEN_API_PORT,
+                                       {**env, **events_env, **token_api_settings})):
             functions[target] = FunctionServer(target, own_env, port=port,
                                                output=open(LOG_DIR / f"{target}.log", "w"))
             started.append(functions[target])
@@ -221,7 +258,7 @@ def main() -> int:
                               "/api/": functions["account_api"].url})
         started.append(site)
         site.start()
-        cli_env = data.write_env("cli.env", env)
+        cli_env = data.write_env("cli.env", {**env, **events_env})
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host_port
         report_client = gcloud_firestore.Client(project=PROJECT)
         restored = 0
@@ -241,6 +278,8 @@ def main() -> int:
   account_api          http://localhost:{ACCOUNT_PORT}   (/api/me, /api/sign-out, /api/disconnect, ...)
   disconnect_user      http://localhost:{DISCONNECT_PORT}   (internal: revoke and delete)
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
+  token_api            {token_api_url}   (for your app's backend: POST /token, POST /session)
+  Pub/Sub emulator     {pubsub.host_port}   (lifecycle events on {events_topic}: printed below as [event] lines)
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
   Secret Manager       local, {secret_manager.host_port} (gRPC)
   Firestore emulator   http://{firestore.host_port}, data {kept}
@@ -249,9 +288,9 @@ def main() -> int:
 
 Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything and keeps
 the data for next time (`make dev-reset` starts clean).
-""", flush=True)
+{_client_hint(app_backend_key, token_api_url, google)}""", flush=True)
         while not stop.wait(1):
-            for component in (firestore, *functions.values()):
+            for component in (firestore, pubsub, *functions.values()):
                 if component.popen.poll() is not None:
                     print(f"{component.name} exited (code {component.popen.returncode}); "
                           f"see {LOG_DIR.relative_to(REPO)}/", file=sys.stderr)

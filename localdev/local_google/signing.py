@@ -60,8 +60,12 @@ def at_hash(access_token: str) -> str:
 
 
 def self_signed_certificate(key: rsa.RSAPrivateKey, common_name: str, days: int) -> str:
-    """A PEM certificate for the key, valid from yesterday for `days` days."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    """A PEM certificate for the key, valid from yesterday for `days` days.
+
+    X.509 caps a common name at 64 characters; a longer one (a service account's email with a
+    long project id) is cut there.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
