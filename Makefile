@@ -119,4 +119,5 @@ test-py312:
 	test -x .venv312/bin/python || $(PY312) -m venv .venv312
 	.venv312/bin/python -m pip install --quiet --require-hashes -r requirements.txt
 	.venv312/bin/python -m pip install --quiet -r requirements-dev.txt
+	.venv312/bin/python -m pip install --quiet --no-deps --editable client/
 	.venv312/bin/python -m pytest -n $(TEST_WORKERS) -q tests/unit tests/integration tests/localdev/test_local_google.py

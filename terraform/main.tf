@@ -56,11 +56,11 @@ locals {
   # function accepts requests from exactly these (ALLOWED_ORIGINS).
   custom_domain_origin = var.custom_domain == null ? null : "https://${var.custom_domain}"
   page_origin          = coalesce(local.custom_domain_origin, "https://${local.hosting_site_id}.web.app")
-  allowed_origins = compact([
+  allowed_origins = concat(compact([
     local.custom_domain_origin,
     "https://${local.hosting_site_id}.web.app",
     "https://${local.hosting_site_id}.firebaseapp.com",
-  ])
+  ]), var.app_origins)
 
   # Same origin as the page: Firebase Hosting rewrites these paths to the
   # exchange function and the account API, so the browser makes no

@@ -618,3 +618,14 @@ variable "event_type_prefix" {
     error_message = "event_type_prefix must be a reverse-DNS name such as com.example.offline-access."
   }
 }
+
+variable "app_origins" {
+  description = "Origins of your app's own pages (https://app.example.com) that embed static_site/offline-access.js and send the code to the exchange cross-origin: added to ALLOWED_ORIGINS. Register each as an Authorized JavaScript origin of the OAuth client too. Such a page keeps no session (README, Integrate with your app)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.app_origins : can(regex("^https://[a-z0-9.-]+(:[0-9]{1,5})?$", origin))])
+    error_message = "app_origins must be https:// origins (scheme://host[:port], no path, no trailing slash)."
+  }
+}

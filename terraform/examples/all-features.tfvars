@@ -41,3 +41,4 @@ token_api_max_instances      = 5
 events_subscribers           = ["app-events@my-project-id.iam.gserviceaccount.com"]
 events_retention_days        = 3
 event_type_prefix            = "com.example.signin"
+app_origins                  = ["https://app.example.com"]

@@ -570,6 +570,8 @@ def test_page_origin_belongs_to_the_deployment(tf):
     assert not re.search(r"https://storage\.googleapis\.com|\.storage\.googleapis\.com", tf.text())
     assert ".web.app" in origins and "local.hosting_site_id" in origins
     assert "local.custom_domain_origin" in origins
+    # The app's own origins are added only when listed, each an https origin.
+    assert "var.app_origins" in origins and default_of(tf, "app_origins") == []
 
 
 def test_hosting_rewrites_the_exchange_path_to_the_function(tf):

@@ -54,3 +54,28 @@ class TestConfig:
         with pytest.raises(ConfigError) as caught:
             Config.from_env({**self.BASE, name: value})
         assert name in caught.value.fix
+
+
+def test_token_api_and_event_settings():
+    from offline_access.config import DEFAULT_EVENT_TYPE_PREFIX
+
+    base = {"GOOGLE_CLOUD_PROJECT": "p", "OAUTH_CLIENT_ID": "c",
+            "OAUTH_CLIENT_SECRET_VERSION": "projects/p/secrets/s/versions/1",
+            "TOKEN_SEALING_PUBLIC_KEY_VERSION": "projects/p/secrets/k/versions/1",
+            "LOG_USER_REF_KEY_VERSION": "projects/p/secrets/l/versions/1"}
+    config = Config.from_env(base)
+    assert config.events_topic is None and config.event_type_prefix == DEFAULT_EVENT_TYPE_PREFIX
+    assert config.token_api_audiences == () and config.token_api_allowed_callers == ()
+    config = Config.from_env({**base, "EVENTS_TOPIC": "projects/p/topics/events",
+                              "EVENT_TYPE_PREFIX": "com.example.app",
+                              "TOKEN_API_AUDIENCES": "https://a.run.app, https://b.example",
+                              "TOKEN_API_ALLOWED_CALLERS": "App@p.iam.gserviceaccount.com"})
+    assert config.events_topic == "projects/p/topics/events"
+    assert config.event_type_prefix == "com.example.app"
+    assert config.token_api_audiences == ("https://a.run.app", "https://b.example")
+    assert config.token_api_allowed_callers == ("app@p.iam.gserviceaccount.com",)
+    for name, bad in (("EVENTS_TOPIC", "events"), ("EVENT_TYPE_PREFIX", "Not DNS"),
+                      ("TOKEN_API_AUDIENCES", "ftp://x"), ("TOKEN_API_ALLOWED_CALLERS", "nobody")):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env({**base, name: bad})
+        assert name in caught.value.fix
