@@ -2,13 +2,21 @@
 
 The client library (`google-cloud-pubsub`, which reads `PUBSUB_EMULATOR_HOST` to use the
 emulator) is imported and its client built on first use, in the worker process (a gRPC
-channel does not survive gunicorn's fork), and its import costs about 0.4 s: a function's
-warm-up thread does it (`warm_up`), never the import of the function's module. Each batch of
-events is handed to one background thread, so a sign-in answers without waiting for Pub/Sub.
+channel does not survive gunicorn's fork). Its import costs about 0.4 s of CPU, so it happens
+in the background thread of the first publish, once the first sign-in's answer is ready, and
+never while the function's module is imported (the cold start). Each batch of events is
+handed to a background thread, so a sign-in answers without waiting for Pub/Sub.
+
+On Cloud Run an instance gets little CPU once it has answered and has no request: a publish
+still running then may finish only with the instance's next request, or not at all; the
+outbox keeps those events, and the next job run publishes them.
 
 Each message is the event in CloudEvents' structured JSON format (the CloudEvents SDK
 serialises it), with the attributes `content-type: application/cloudevents+json` (the Pub/Sub
 protocol binding's structured mode) and `type` (so a subscription can filter on it).
+
+A few threads publish side by side (`THREADS`): the job hands over one batch per user, and
+each batch waits for Pub/Sub's acknowledgement and then deletes its outbox record.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from .catalog import Event
 
 CONTENT_TYPE = "application/cloudevents+json"
 PUBLISH_TIMEOUT_SECONDS = 10.0
+THREADS = 4
 
 
 def to_message(event: Event) -> tuple[bytes, dict[str, str]]:
@@ -59,13 +68,10 @@ class EventPublisher:
                 self._client = pubsub_v1.PublisherClient()
             return self._client
 
-    def warm_up(self) -> None:
-        self.client()
-
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="events")
+                self._executor = ThreadPoolExecutor(THREADS, thread_name_prefix="events")
             return self._executor
 
     def submit(self, events: Sequence[Event], on_done: Callable[[], None]) -> Future[bool]:
