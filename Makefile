@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 # pytest-xdist workers; each starts its own Firestore emulator, local Google and Secret Manager.
 TEST_WORKERS ?= 2
-LINT_PATHS := functions localdev tests bench terraform/scripts tools
+LINT_PATHS := functions client localdev tests bench terraform/scripts tools
 
 .DEFAULT_GOAL := help
 
@@ -28,18 +28,19 @@ PIP_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.
 help:
 	@awk '/^$$/{c=""; d=0} /^#$$/{if(c!="") d=1} /^# /{if(!d) c=(c=="" ? "" : c " ") substr($$0,3)} /^[a-z][a-z0-9-]*:/{t=$$0; sub(/:.*/,"",t); if(c!="") printf "  %-20s %s\n",t,c; c=""; d=0}' $(MAKEFILE_LIST)
 
-# Create the virtualenv and install pinned dependencies and the offline-access CLI (re-run when they change).
+# Create the virtualenv and install pinned dependencies, the offline-access CLI and the Python client (re-run when they change).
 #
 # Two pip calls: pip's hash-checking mode refuses unhashed requirements in the same install.
-$(STAMP): requirements.txt requirements-dev.txt $(RUNTIME_LOCK) pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt $(RUNTIME_LOCK) pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --editable .
+	$(PY) -m pip install --quiet --no-deps --editable client/
 	touch $@
 
-# Install the Python dependencies and the offline-access CLI into .venv.
+# Install the Python dependencies, the offline-access CLI and the Python client (client/) into .venv.
 .PHONY: install
 install: $(STAMP)
 
@@ -128,4 +129,5 @@ test-py312:
 	test -x .venv312/bin/python || $(PY312) -m venv .venv312
 	.venv312/bin/python -m pip install --quiet --require-hashes -r requirements.txt
 	.venv312/bin/python -m pip install --quiet -r requirements-dev.txt
+	.venv312/bin/python -m pip install --quiet --no-deps --editable client/
 	.venv312/bin/python -m pytest -n $(TEST_WORKERS) -q tests/unit tests/integration tests/localdev/test_local_google.py

@@ -13,8 +13,11 @@ would; Secret Manager and Firestore are the local server and the official emulat
   `{"ok": true}`; both started alternately, once the stack is idle, the request sent as soon
   as the port accepts; medians of several starts, measured in the same run.
 - Dependency calls: Secret Manager accesses and certificate fetches during the whole run.
+- Lifecycle events on, as deployed (`--no-events` turns them off): the official Pub/Sub
+  emulator and a topic, so each new user's `user.connected` is written to the outbox with the
+  sign-in and published in the background; the process CPU includes that publishing.
 
-    python -m bench.bench_exchange [--exchanges 300] [--concurrency 8] [--latency-ms 50]
+    python -m bench.bench_exchange [--exchanges 300] [--concurrency 8] [--latency-ms 50] [--no-events]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.stack import ORIGIN, SCOPES, local_stack, process_tree_cpu_seconds, wait_until_idle
-from localdev.processes import FUNCTIONS_DIR, REPO, FunctionServer, Process, free_port
+from localdev.processes import FUNCTIONS_DIR, REPO, FunctionServer, Process, PubSubEmulator, free_port
 from localdev.stack_secrets import public_only
 
 RESULTS = REPO / "bench" / "results" / "exchange.json"
@@ -102,6 +105,7 @@ def own_cpu_run(env, control, n: int) -> dict:
         started = time.thread_time()
         complete_sign_in(SignInRequest(code), deps)
         samples.append(time.thread_time() - started)
+    deps.store.outbox.flush()
     return {
         "exchanges": n,
         "cpu_ms_p50": round(percentile(samples, 50) * 1000, 2),
@@ -176,24 +180,42 @@ def cold_start(env, control, runs: int) -> dict:
     }
 
 
+def events_topic(pubsub: PubSubEmulator) -> dict[str, str]:
+    """A topic on the emulator, and the variables that make the exchange publish to it."""
+    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
+    from google.cloud import pubsub_v1
+
+    topic = f"projects/{PROJECT}/topics/bench-events"
+    pubsub_v1.PublisherClient().create_topic(name=topic)
+    return {"PUBSUB_EMULATOR_HOST": pubsub.host_port, "EVENTS_TOPIC": topic}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--exchanges", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--cold-runs", type=int, default=15)
+    parser.add_argument("--no-events", dest="events", action="store_false",
+                        help="no lifecycle events (no topic, no outbox writes)")
     args = parser.parse_args()
+    pubsub = PubSubEmulator() if args.events else None
     with local_stack(project=PROJECT, client_id=CLIENT_ID, latency_ms=args.latency_ms) as stack:
         # As deployed: the exchange holds the public sealing key only.
         env, control, secret_manager = public_only(stack.env), stack.control, stack.secret_manager
+        if pubsub is not None:
+            env.update(events_topic(pubsub))
         warm = warm_run(env, control, args.exchanges, args.concurrency)
         secret_accesses_warm_instance = secret_manager.accesses()
         cert_fetches = control.counters()["requests"].get("GET /oauth2/v1/certs", 0)
         own = own_cpu_run(env, control, min(args.exchanges, 200))
         wait_until_idle(stack.pids)
         cold = cold_start(env, control, args.cold_runs)
+    if pubsub is not None:
+        pubsub.stop()
     results = {
         "google_latency_ms": args.latency_ms,
+        "lifecycle_events": args.events,
         "warm": warm,
         "own_cpu": own,
         "cold_start": cold,
@@ -204,7 +226,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"""
-exchange_code benchmark (local Google latency {args.latency_ms} ms, {results['machine']})
+exchange_code benchmark (local Google latency {args.latency_ms} ms, {results['machine']}, \
+lifecycle events {'on' if args.events else 'off'})
   warm, {warm['concurrency']} concurrent clients: {warm['throughput_per_s']} exchanges/s, \
 p50 {warm['latency_p50_ms']} ms, p99 {warm['latency_p99_ms']} ms ({warm['succeeded']}/{warm['exchanges']} ok)
   function process CPU per exchange (incl. HTTP server): {warm['process_cpu_ms_per_exchange']} ms

@@ -8,6 +8,7 @@ from offline_access.accounts import api as account
 from offline_access.risc import receiver as risc
 from offline_access.signin import exchange
 from offline_access.structured_log import configure_python_logging
+from offline_access.tokenapi import api as tokens
 
 configure_python_logging()
 _exchange = wiring.Lazy(wiring.build_exchange_dependencies)
@@ -65,3 +66,13 @@ wiring.warm_up_in_each_worker("risc_receiver", _risc, risc.warm_up)
 def risc_receiver(request: flask.Request) -> flask.Response:
     """Public: Google's Cross-Account Protection pushes security event tokens here."""
     return http_adapter.handle_risc_receiver(request, _risc.get)
+
+
+_tokens = wiring.Lazy(wiring.build_token_api_dependencies)
+wiring.warm_up_in_each_worker("token_api", _tokens, tokens.warm_up)
+
+
+@functions_framework.http
+def token_api(request: flask.Request) -> flask.Response:
+    """For the app's backend (IAM): a user's access token now, and who a session cookie is."""
+    return http_adapter.handle_token_api(request, _tokens.get)

@@ -2,11 +2,14 @@
 
 Starts, on fixed ports (docs/design.md): the Firestore emulator, the local Secret Manager
 (seeded with a client secret, a sealing key pair, the log key, the session key, the refresh-token
-identifiers' key and one first-release AES key), the local Google, the five functions exactly as
-deployed (functions-framework serving `functions/main.py`; only the job and disconnect_user may
-read the private keys), a scheduler that runs the offline job every minute, and the sign-in page,
-which serves `/api/*` on its own origin by forwarding to the functions with only the `__session`
-cookie, as Firebase Hosting does. Ctrl-C stops everything and leaves no process behind.
+identifiers' key and one first-release AES key), the local Google, the Pub/Sub emulator with the
+lifecycle events' topic (each event printed as it is published), the functions exactly as
+deployed (functions-framework serving `functions/main.py`; only the job, its worker,
+disconnect_user and token_api may read the private keys; token_api admits the app backend's
+service account, whose key file is `.dev-data/app-backend-sa-key.json`), a scheduler that runs
+the offline job every minute, and the sign-in page, which serves `/api/*` on its own origin by
+forwarding to the functions with only the `__session` cookie, as Firebase Hosting does. Ctrl-C
+stops everything and leaves no process behind.
 
 Cross-Account Protection works locally too: at start the RISC receiver is registered with the
 local Google's stream (`stream:update`, as `offline-access risc register` does, with a RISC
@@ -53,6 +56,7 @@ from offline_access.risc import registration
 
 from . import pubsub_topology
 from .dev_data import DevData, restore_grants
+from .dev_events import create_events_topic, print_events, start_pubsub
 from .dev_report import user_lines
 from .local_secret_manager import LocalSecretManager
 from .processes import REPO, FirestoreEmulator, FunctionServer, PubSubEmulator
@@ -67,6 +71,7 @@ JOB_PORT = 8082
 ACCOUNT_PORT = 8083
 DISCONNECT_PORT = 8084
 RISC_PORT = 8086
+TOKEN_API_PORT = 8088
 GOOGLE_PORT = 8090
 SECRET_MANAGER_PORT = 8091
 FIRESTORE_PORT = 8092
@@ -78,6 +83,8 @@ JOB_EVERY_SECONDS = 60
 LOG_DIR = REPO / ".dev-logs"
 ACCOUNT_SERVICE_ACCOUNT = f"offline-access-account@{PROJECT}.iam.gserviceaccount.com"
 RISC_SERVICE_ACCOUNT = f"offline-access-risc@{PROJECT}.iam.gserviceaccount.com"
+# The app's backend: the one service account the local token API admits.
+APP_BACKEND_SERVICE_ACCOUNT = f"app-backend@{PROJECT}.iam.gserviceaccount.com"
 KEY_OPERATIONS_ENV = LOG_DIR / "key-operations.env"
 DEMO_APPDATA_FILES = [{"name": "settings.json", "mimeType": "application/json"},
                       {"name": "progress.json", "mimeType": "application/json"}]
@@ -136,6 +143,17 @@ def register_risc_receiver(google, data: DevData, url: str) -> dict[str, str]:
     return {"RISC_RECEIVER_URL": url, "RISC_SERVICE_ACCOUNT_KEY_FILE": str(key_file)}
 
 
+def _client_hint(key_file: Path | None, token_api_url: str, google) -> str:
+    """How to call the local token API as the app's backend, with the Python client."""
+    if key_file is None or google is None:
+        return ""
+    return f"""
+Your app's backend, with the Python client (installed by make install), for a signed-in SUB:
+  GOOGLE_APPLICATION_CREDENTIALS={key_file.relative_to(REPO)} OFFLINE_ACCESS_TOKEN_API_URL={token_api_url} \\
+  GOOGLE_EMULATOR_HOST={google.host_port} .venv/bin/python client/examples/drive_for_user.py SUB
+"""
+
+
 def busy_ports(ports: dict[str, int]) -> list[str]:
     """The components whose fixed port is already taken (e.g. by another `make dev`).
 
@@ -164,14 +182,14 @@ def main() -> int:
         "local-oauth-client-secret", lambda: "local-secret-" + secrets.token_urlsafe(16))
     ports = {"sign-in page": PAGE_PORT, "exchange_code": EXCHANGE_PORT, "run_offline_job": JOB_PORT,
              "account_api": ACCOUNT_PORT, "disconnect_user": DISCONNECT_PORT,
-             "risc_receiver": RISC_PORT, "Secret Manager": SECRET_MANAGER_PORT,
-             "Firestore emulator": FIRESTORE_PORT}
+             "risc_receiver": RISC_PORT, "token_api": TOKEN_API_PORT, "Pub/Sub emulator": PUBSUB_PORT,
+             "Secret Manager": SECRET_MANAGER_PORT, "Firestore emulator": FIRESTORE_PORT}
     job_mode = settings.get("DEV_JOB_MODE", "").strip().lower() or "pubsub"
     if job_mode not in ("inline", "pubsub"):
         print(f"make dev: DEV_JOB_MODE must be inline or pubsub, not {job_mode!r}.", file=sys.stderr)
         return 1
     if job_mode == "pubsub":
-        ports.update({"run_offline_worker": WORKER_PORT, "Pub/Sub emulator": PUBSUB_PORT})
+        ports["run_offline_worker"] = WORKER_PORT
     if not use_real_google:
         ports["local Google"] = GOOGLE_PORT
     busy = busy_ports(ports)
@@ -204,11 +222,18 @@ def main() -> int:
             secret_names = with_token_id_key(secret_manager, PROJECT, secret_names)
             data.save_secret_manager(secret_manager, secret_names)
 
+        # One Pub/Sub emulator for the lifecycle events and, in pubsub mode, the job's fan-out.
+        pubsub = start_pubsub(PUBSUB_PORT, LOG_DIR)
+        started.append(pubsub)
+        events_topic, printer_subscription = create_events_topic(PROJECT)
+        print_events(printer_subscription, stop)
+
         page_origin = f"http://localhost:{PAGE_PORT}"
         env = {
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIRESTORE_EMULATOR_HOST": firestore.host_port,
             "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host_port,
+            "PUBSUB_EMULATOR_HOST": pubsub.host_port,
             "OAUTH_CLIENT_ID": client_id,
             **secret_names,
             "ALLOWED_ORIGINS": page_origin,
@@ -217,6 +242,12 @@ def main() -> int:
             "JOB_SCHEDULE_PERIOD_SECONDS": str(JOB_EVERY_SECONDS),
             "DISCONNECT_FUNCTION_URL": f"http://127.0.0.1:{DISCONNECT_PORT}/",
         }
+        # The functions that change users publish lifecycle events (not the account API).
+        env["EVENTS_TOPIC"] = events_topic
+        token_api_url = f"http://127.0.0.1:{TOKEN_API_PORT}"
+        token_api_settings = {"TOKEN_API_AUDIENCES": token_api_url,
+                              "TOKEN_API_ALLOWED_CALLERS": APP_BACKEND_SERVICE_ACCOUNT}
+        app_backend_key = None
         account_env: dict[str, str] = {}
         risc_env: dict[str, str] = {}
         cli_extra: dict[str, str] = {}
@@ -247,12 +278,11 @@ def main() -> int:
             risc_key = data.write_json("risc-sa-key.json",
                                        google.service_account_key(RISC_SERVICE_ACCOUNT, PROJECT))
             risc_env["GOOGLE_APPLICATION_CREDENTIALS"] = str(risc_key)
+            # The app's backend calls the token API with its own ID token, the same way.
+            app_backend_key = data.write_json("app-backend-sa-key.json", google.service_account_key(
+                APP_BACKEND_SERVICE_ACCOUNT, PROJECT))
 
         write_key_operations_env(env)
-        if job_mode == "pubsub":
-            pubsub = PubSubEmulator(port=PUBSUB_PORT, output=open(LOG_DIR / "pubsub.log", "w"))
-            started.append(pubsub)
-            env["PUBSUB_EMULATOR_HOST"] = os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
         # As deployed: the public functions seal with the public key and cannot open tokens.
         functions: dict[str, FunctionServer] = {}
 
@@ -268,9 +298,11 @@ def main() -> int:
             env.update({"JOB_MODE": "pubsub", "JOB_WORK_TOPIC": topology.topic})
         start("exchange_code", EXCHANGE_PORT, public_only(env))
         job = start("run_offline_job", JOB_PORT, env)
-        start("account_api", ACCOUNT_PORT, {**public_only(env), **account_env})
+        start("account_api", ACCOUNT_PORT,
+              {k: v for k, v in {**public_only(env), **account_env}.items() if k != "EVENTS_TOPIC"})
         start("disconnect_user", DISCONNECT_PORT, env)
         start("risc_receiver", RISC_PORT, {**public_only(env), **risc_env})
+        start("token_api", TOKEN_API_PORT, {**env, **token_api_settings})
         fan_out = (f"Pub/Sub emulator localhost:{PUBSUB_PORT} pushes to run_offline_worker "
                    f"http://localhost:{WORKER_PORT}" if job_mode == "pubsub"
                    else "inline (DEV_JOB_MODE=inline)")
@@ -309,7 +341,9 @@ def main() -> int:
   disconnect_user      http://localhost:{DISCONNECT_PORT}   (internal: revoke and delete)
   risc_receiver        http://localhost:{RISC_PORT}   (Cross-Account Protection: {risc_note})
   run_offline_job      http://localhost:{JOB_PORT}   (runs every {JOB_EVERY_SECONDS} s; `make job` runs it now)
+  token_api            {token_api_url}   (for your app's backend: POST /token, POST /session)
   fan-out              {fan_out}
+  Pub/Sub emulator     {pubsub.host_port}   (lifecycle events on {events_topic}: printed below as [event] lines)
   Google               {'the real Google (DEV_OAUTH_CLIENT_ID)' if use_real_google else f'local, http://localhost:{GOOGLE_PORT}'}
   Secret Manager       local, {secret_manager.host_port} (gRPC)
   Firestore emulator   http://{firestore.host_port}, data {kept}
@@ -318,7 +352,7 @@ def main() -> int:
 
 Open http://localhost:{PAGE_PORT} and click "Sign in with Google". Ctrl-C stops everything and keeps
 the data for next time (`make dev-reset` starts clean).
-""", flush=True)
+{_client_hint(app_backend_key, token_api_url, google)}""", flush=True)
         while not stop.wait(1):
             for component in [c for c in started
                               if isinstance(c, FunctionServer | FirestoreEmulator | PubSubEmulator)]:

@@ -1,5 +1,7 @@
 // The sign-in page: Google Identity Services' code model in popup mode, one POST of the one-time
-// code to the exchange function, and the user's account afterwards, from the account API.
+// code to the exchange function, and the user's account afterwards, from the account API. The
+// sign-in itself (Google's script, the popup, the state, the exchange, the account API) is the
+// embeddable module offline-access.js; this file is the page around it.
 //
 // Everything environment-specific comes from config.js (window.APP_CONFIG), written by `make dev`
 // or Terraform, including the app's branding. With `accountApiUrl` (the page's own origin, as
@@ -13,12 +15,8 @@
 //   → signed_in; disconnecting → disconnected; `error` (plus what to do next) when an attempt
 //   fails from the signed-out view. A failure from the signed-in view keeps that view.
 
+import { OfflineAccess, readConfig } from "./offline-access.js";
 import { describe, isSignInScope, normalise, parse } from "./scopes.js";
-
-const REQUEST_TIMEOUT_MS = 30000;
-// An attempt is asked for ahead of the click (the popup must open inside the click handler);
-// one that expires within this margin is replaced first.
-const ATTEMPT_MARGIN_MS = 60000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -52,6 +50,8 @@ const ui = {
 const config = readConfig();
 const app = (config && config.appName) || "this app";
 const sessions = Boolean(config && config.accountApiUrl);
+// The sign-in: Google's window, the exchange and the account API (null without config.js).
+const oa = config ? new OfflineAccess(config) : null;
 
 // The button each kind of attempt starts from: error texts name the one the user can see.
 const BUTTONS = {
@@ -99,21 +99,11 @@ const NOTICES = new Set(["popup_closed", "access_denied"]);
 const state = {
   phase: "loading",
   result: null, // the signed-in answer (exchange or /api/me)
-  attempt: null, // { id, state, kind } of the attempt in progress
+  attempt: null, // { kind } of the attempt in progress
   error: null, // { kind, title, text, notice }
-  next: null, // a server-issued { state, expiresAt } for the next code request
   wasDisconnected: false, // the disconnected panel stays until the next sign-in
   selectAccountNext: false,
-  gisReady: false,
 };
-let attempts = 0;
-
-function readConfig() {
-  const c = window.APP_CONFIG;
-  const ok = c && ["clientId", "exchangeUrl", "scopes", "gisScriptUrl"].every(
-    (key) => typeof c[key] === "string" && c[key].trim() !== "");
-  return ok ? c : null;
-}
 
 function cap(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
@@ -383,59 +373,17 @@ function fail(kind, detail) {
   (state.result ? again[from] || ui.switchButton : ui.signinButton).focus();
 }
 
-// ---- The account API ----------------------------------------------------------------------
-
-async function api(path, { method = "GET" } = {}) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-  try {
-    const response = await fetch(config.accountApiUrl.replace(/\/$/, "") + path, {
-      method,
-      headers: method === "POST" ? { "X-Requested-With": "XMLHttpRequest" } : {},
-      credentials: "same-origin",
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    const body = await response.json().catch(() => null);
-    return { status: response.status, body };
-  } catch {
-    return { status: 0, body: null };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+// ---- The account API (through offline-access.js) -------------------------------------------
 
 /** Asks the server for the `state` of the next code request, ahead of the click. */
-let pendingAttempt = null;
-
-/**
- * Asks the server for the next sign-in attempt's `state` (kept in `state.next`). One request at
- * a time: the attempts live in the session cookie, so two answers in flight would each carry a
- * cookie that lacks the other's state, and the cookie that lands last would orphan one state.
- */
 function prepareAttempt() {
-  if (!pendingAttempt) {
-    pendingAttempt = askForAttempt().finally(() => { pendingAttempt = null; });
-  }
-  return pendingAttempt;
-}
-
-async function askForAttempt() {
-  if (!sessions) return null;
-  const { status, body } = await api("/sign-in-attempts", { method: "POST" });
-  if (status !== 200 || typeof body?.state !== "string") {
-    state.next = null;
-    return null;
-  }
-  state.next = { state: body.state, expiresAt: Date.now() + (body.expires_in || 600) * 1000 };
-  return state.next;
+  return oa ? oa.prepare() : Promise.resolve(null);
 }
 
 /** The signed-in answer of /api/me, or null (signed out); `unavailable` when it didn't answer. */
 async function fetchAccount() {
-  const { status, body } = await api("/me");
-  if (status === 200 && body?.status === "signed_in") return { body };
-  return { body: null, unavailable: status !== 401 };
+  const answer = await oa.status();
+  return { body: answer.account, unavailable: answer.unavailable };
 }
 
 function titled([title, text]) {
@@ -451,167 +399,56 @@ function signedIn(body, { focus = true } = {}) {
   if (focus) ui.name.focus();
 }
 
-// ---- Google Identity Services ------------------------------------------------------------
+// ---- Google's window and the exchange (through offline-access.js) ----------------------------
 
-/** Loads Google's script once; resolves true when `initCodeClient` is there, false if not. */
-function loadGis() {
-  return new Promise((resolve) => {
-    const script = document.createElement("script");
-    script.src = config.gisScriptUrl;
-    script.async = true;
-    script.onload = () => {
-      state.gisReady = Boolean(window.google?.accounts?.oauth2?.initCodeClient);
-      resolve(state.gisReady);
-    };
-    script.onerror = () => {
-      script.remove();
-      resolve(false);
-    };
-    document.head.append(script);
-  });
-}
-
-function randomState() {
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** Starts one attempt: a state (the server's, or our own), a fresh code client, Google's window. */
+/** Starts one attempt from a button: Google's window, then the exchange. */
 function requestCode(kind) {
-  if (!state.gisReady) {
-    setPhase("loading");
-    loadGis().then((ok) => ok ? setPhase(state.result ? "signed_in" : "signed_out")
-      : fail("gis_unavailable"));
-    return;
-  }
-  if (sessions) {
-    const ready = state.next && state.next.expiresAt - Date.now() > ATTEMPT_MARGIN_MS;
-    if (!ready) {
-      // Browsers keep a click's permission to open a pop-up for a few seconds: enough to ask.
-      prepareAttempt().then((next) => {
-        if (!next) return fail("service_unavailable");
-        state.next = null;
-        openGoogle(kind, next.state);
-      });
-      return;
-    }
-    const next = state.next;
-    state.next = null;
-    openGoogle(kind, next.state);
-    return;
-  }
-  openGoogle(kind, randomState());
-}
-
-function openGoogle(kind, attemptState) {
-  const attempt = { id: ++attempts, state: attemptState, kind };
-  const clientConfig = {
-    client_id: config.clientId,
-    scope: config.scopes,
-    ux_mode: "popup",
-    include_granted_scopes: true,
-    state: attempt.state,
-    callback: (response) => onCodeResponse(attempt, response),
-    error_callback: (error) => onWindowError(attempt, error),
+  if (!oa.gisReady) setPhase("loading");
+  const options = {
+    selectAccount: kind === "switch" || (kind === "sign_in" && state.selectAccountNext),
+    onOpen: () => {
+      state.attempt = { kind };
+      ui.card.dataset.error = "";
+      setPhase("waiting");
+    },
+    onFinishing: () => setPhase("finishing"),
   };
-  if (kind === "switch" || (kind === "sign_in" && state.selectAccountNext)) {
-    clientConfig.select_account = true;
-  }
-  // Grant more and Reconnect ask for the same account again. GIS's code client has no
-  // `prompt` option: Google shows the consent screen because the code model asks for it on
-  // each request, and a grant Google no longer holds always needs a new consent.
+  // Grant more and Reconnect ask for the same account again.
   if ((kind === "grant" || kind === "reconnect") && state.result?.user?.email) {
-    clientConfig.login_hint = state.result.user.email;
+    options.loginHint = state.result.user.email;
   }
-  state.attempt = attempt;
-  ui.card.dataset.error = "";
-  setPhase("waiting");
-  try {
-    // Must run inside the click handler: browsers only open pop-ups for a user gesture.
-    window.google.accounts.oauth2.initCodeClient(clientConfig).requestCode();
-  } catch (exc) {
-    console.error("requestCode failed", exc);
-    fail("google_error");
-  }
-}
-
-function onWindowError(attempt, error) {
-  if (state.attempt?.id !== attempt.id) return;
-  const type = error?.type;
-  fail(type === "popup_failed_to_open" || type === "popup_closed" ? type : "google_error");
-}
-
-function onCodeResponse(attempt, response) {
-  if (state.attempt?.id !== attempt.id) return; // an old attempt's late answer
-  if (response?.error) {
-    fail(response.error === "access_denied" ? "access_denied" : "google_error");
-    return;
-  }
-  if (response?.state !== attempt.state) {
-    fail("state_mismatch");
-    return;
-  }
-  if (!response?.code) {
-    fail("google_error");
-    return;
-  }
-  setPhase("finishing");
-  exchange(attempt, response.code);
-}
-
-// ---- The exchange function --------------------------------------------------------------
-
-async function exchange(attempt, code) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-  let response;
-  let body = null;
-  try {
-    response = await fetch(config.exchangeUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Requested-With": "XMLHttpRequest" },
-      body: JSON.stringify({ code, state: attempt.state }),
-      // The session cookie goes only to the page's own origin.
-      credentials: sessions ? "same-origin" : "omit",
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    body = await response.json().catch(() => null);
-  } catch {
-    // Network error, CORS refusal or timeout: the server is out of reach.
-    if (state.attempt?.id === attempt.id) fail("service_unavailable");
-    return;
-  } finally {
-    clearTimeout(timer);
-  }
-  if (state.attempt?.id !== attempt.id) return;
-
-  if (response.ok && body?.status === "signed_in" && body.user) {
+  oa.signIn(options).then((body) => {
     state.attempt = null;
     state.wasDisconnected = false;
     signedIn(body);
     prepareAttempt();
-    return;
+  }, (error) => onSignInError(error));
+}
+
+function onSignInError(error) {
+  switch (error.kind) {
+    case "superseded": // an old attempt's late answer
+      return;
+    case "gis_loaded": // Google's script was still loading: the user clicks again
+      setPhase(state.result ? "signed_in" : "signed_out");
+      return;
+    case "domain_not_allowed":
+      state.selectAccountNext = true;
+      fail("domain_not_allowed", error.detail);
+      return;
+    case "refused":
+      fail("refused", error.detail || undefined);
+      return;
+    default:
+      fail(error.kind);
   }
-  const errorCode = body?.error;
-  if (errorCode === "code_rejected") fail("code_rejected");
-  else if (errorCode === "state_mismatch") fail("state_mismatch");
-  else if (errorCode === "domain_not_allowed") {
-    state.selectAccountNext = true;
-    fail("domain_not_allowed", body.message);
-  } else if (errorCode === "upstream_invalid") fail("upstream_invalid");
-  else if (response.status === 503 || response.status === 502 || response.status === 504 ||
-           errorCode === "service_unavailable" || !body) fail("service_unavailable");
-  else fail("refused", body?.message);
 }
 
 // ---- Sign-out and disconnect -------------------------------------------------------------
 
 async function signOut() {
-  if (sessions) {
-    setPhase("loading");
-    await api("/sign-out", { method: "POST" });
-  }
+  if (sessions) setPhase("loading");
+  await oa.signOut();
   state.result = null;
   state.selectAccountNext = true;
   setPhase("signed_out", notice("You're signed out of this page", sessions
@@ -637,7 +474,7 @@ function askDisconnect() {
 async function disconnect() {
   ui.dialog.close();
   setPhase("disconnecting");
-  const { status, body } = await api("/disconnect", { method: "POST" });
+  const { status, body } = await oa.disconnect();
   if (status === 200 || status === 202) {
     state.result = null;
     state.selectAccountNext = true;
@@ -691,7 +528,7 @@ async function start() {
   }
   setPhase("loading");
   // Google's script and the account load side by side.
-  const [account, gis] = await Promise.all([sessions ? fetchAccount() : { body: null }, loadGis()]);
+  const [account, gis] = await Promise.all([sessions ? fetchAccount() : { body: null }, oa.loadGoogle()]);
   if (account.body) {
     signedIn(account.body, { focus: false });
     if (!gis) state.error = { kind: "gis_unavailable", ...titled(ERRORS.gis_unavailable("Reconnect")) };

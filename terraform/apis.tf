@@ -14,7 +14,7 @@ locals {
     "iam.googleapis.com",                  # service accounts
     "logging.googleapis.com",              # build and function logs, log-based metrics
     "monitoring.googleapis.com",           # alert policies, notification channel, dashboard
-    "pubsub.googleapis.com",               # the job's fan-out (job_mode = "pubsub")
+    "pubsub.googleapis.com",               # lifecycle events; the job's fan-out (job_mode = "pubsub")
     "run.googleapis.com",                  # gen2 functions run on Cloud Run
     "secretmanager.googleapis.com",        # client secret and sealing key
     "serviceusage.googleapis.com",         # enabling the others

@@ -179,7 +179,8 @@ resource "google_cloudfunctions2_function" "exchange" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.exchange.email
 
-    environment_variables = merge(local.function_environment, {
+    # It publishes the sign-in's lifecycle events (EVENTS_TOPIC).
+    environment_variables = merge(local.function_environment, local.events_environment, {
       # functions-framework serves with gunicorn threads: one per concurrent
       # request, or requests queue inside the instance.
       THREADS = tostring(var.exchange_concurrency)

@@ -75,11 +75,11 @@ locals {
   # function accepts requests from exactly these (ALLOWED_ORIGINS).
   custom_domain_origin = var.custom_domain == null ? null : "https://${var.custom_domain}"
   page_origin          = coalesce(local.custom_domain_origin, "https://${local.hosting_site_id}.web.app")
-  allowed_origins = compact([
+  allowed_origins = concat(compact([
     local.custom_domain_origin,
     "https://${local.hosting_site_id}.web.app",
     "https://${local.hosting_site_id}.firebaseapp.com",
-  ])
+  ]), var.app_origins)
 
   # Same origin as the page: Firebase Hosting rewrites these paths to the
   # exchange function and the account API, so the browser makes no
@@ -136,6 +136,8 @@ locals {
     JOB_CLAIM_TTL_SECONDS = tostring(var.job_timeout_seconds + 60)
     # functions-framework adds the execution id to each log line.
     LOG_EXECUTION_ID = "true"
+    # The lifecycle events' CloudEvents types: this prefix, then user.connected and so on.
+    EVENT_TYPE_PREFIX = var.event_type_prefix
   }
 
   # The job and disconnect_user open tokens: the private keys' secret (versions
@@ -143,7 +145,7 @@ locals {
   # Never a public function's.
   opening_environment = merge(local.function_environment, {
     TOKEN_SEALING_PRIVATE_KEYS_SECRET = google_secret_manager_secret.token_sealing_private_keys.id
-    }, var.token_sealing_key_version == null ? {} : {
+    }, local.events_environment, var.token_sealing_key_version == null ? {} : {
     TOKEN_SEALING_KEY_VERSION = "${google_secret_manager_secret.token_sealing_key.id}/versions/${var.token_sealing_key_version}"
   })
 

@@ -193,3 +193,13 @@ output "cli_env" {
     [for account in google_service_account.risc_admin : "RISC_SERVICE_ACCOUNT=${account.email}\n"],
   ))
 }
+
+output "token_api_url" {
+  description = "URL of token_api, for the app's backend (OFFLINE_ACCESS_TOKEN_API_URL of the Python client); invocable by app_backend_service_accounts only, with an ID token for this URL."
+  value       = google_cloudfunctions2_function.token_api.service_config[0].uri
+}
+
+output "events_topic" {
+  description = "The lifecycle events' Pub/Sub topic (projects/P/topics/T): attach a subscription to it (README, Integrate with your app)."
+  value       = google_pubsub_topic.events.id
+}

@@ -146,6 +146,17 @@ resource "google_secret_manager_secret_iam_member" "worker_token_id_key" {
   member    = "serviceAccount:${google_service_account.worker[0].email}"
 }
 
+# And the token API, which refreshes (and so may store a rotated token) for the app's backend.
+# https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
+resource "google_secret_manager_secret_iam_member" "token_api_token_id_key" {
+  count = local.risc_count
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.refresh_token_id_key[0].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.token_api.email}"
+}
+
 # https://cloud.google.com/secret-manager/docs/access-control#secretmanager.secretAccessor
 resource "google_secret_manager_secret_iam_member" "risc_token_id_key" {
   count = local.risc_count
@@ -206,7 +217,7 @@ resource "google_cloudfunctions2_function" "risc" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.risc[0].email
 
-    environment_variables = merge(local.function_environment, {
+    environment_variables = merge(local.function_environment, local.events_environment, {
       THREADS = tostring(var.exchange_concurrency)
       # A hijacked account is disconnected by this internal function, called
       # with an ID token for its URL (the job finishes it if the call fails).

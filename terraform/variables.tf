@@ -804,3 +804,71 @@ variable "source_archive_retention_days" {
     error_message = "source_archive_retention_days must be at least 1."
   }
 }
+
+#-- Token API and lifecycle events --#
+
+variable "app_backend_service_accounts" {
+  description = "Service-account emails of the app's backends that may call the token API (Cloud Run run.invoker, checked again by the function). Empty: nobody can."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.app_backend_service_accounts : can(regex("^[a-z0-9-]+@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", email))])
+    error_message = "app_backend_service_accounts must be service-account emails (NAME@PROJECT.iam.gserviceaccount.com)."
+  }
+}
+
+variable "token_api_max_instances" {
+  description = "Upper bound on token_api instances."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.token_api_max_instances >= 1 && var.token_api_max_instances <= 100 && floor(var.token_api_max_instances) == var.token_api_max_instances
+    error_message = "token_api_max_instances must be a whole number from 1 to 100."
+  }
+}
+
+variable "events_subscribers" {
+  description = "Service-account emails that may attach subscriptions to the lifecycle events' topic (roles/pubsub.subscriber on the topic)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.events_subscribers : can(regex("^[^@\\s]+@[a-z0-9.-]+$", email))])
+    error_message = "events_subscribers must be service-account emails."
+  }
+}
+
+variable "events_retention_days" {
+  description = "How long the events topic keeps messages (1 to 31 days), so a new or seeked subscription can read recent events."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.events_retention_days >= 1 && var.events_retention_days <= 31 && floor(var.events_retention_days) == var.events_retention_days
+    error_message = "events_retention_days must be a whole number from 1 to 31."
+  }
+}
+
+variable "event_type_prefix" {
+  description = "Reverse-DNS prefix of the events' CloudEvents types, e.g. com.example.offline-access (then com.example.offline-access.user.connected)."
+  type        = string
+  default     = "dev.offline-access"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*(\\.[a-z0-9][a-z0-9-]*)+$", var.event_type_prefix))
+    error_message = "event_type_prefix must be a reverse-DNS name such as com.example.offline-access."
+  }
+}
+
+variable "app_origins" {
+  description = "Origins of your app's own pages (https://app.example.com) that embed static_site/offline-access.js and send the code to the exchange cross-origin: added to ALLOWED_ORIGINS. Register each as an Authorized JavaScript origin of the OAuth client too. Such a page keeps no session (README, Integrate with your app)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.app_origins : can(regex("^https://[a-z0-9.-]+(:[0-9]{1,5})?$", origin))])
+    error_message = "app_origins must be https:// origins (scheme://host[:port], no path, no trailing slash)."
+  }
+}

@@ -21,6 +21,10 @@ _SECRET_VERSION = re.compile(r"projects/[^/]+/secrets/[^/]+/versions/(latest|[1-
 _SECRET = re.compile(r"projects/[^/]+/secrets/[^/]+")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
 _URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s]*)?")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
+# CloudEvents `type`s are prefixed with a reverse-DNS name (the spec's recommendation).
+DEFAULT_EVENT_TYPE_PREFIX = "dev.offline-access"
+_REVERSE_DNS = re.compile(r"[a-z0-9][a-z0-9\-]*(\.[a-z0-9][a-z0-9\-]*)+")
 DAY = 86400
 _TOPIC = re.compile(r"projects/[a-z][a-z0-9\-.:]{0,62}/topics/[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 
@@ -83,17 +87,17 @@ def _mode(env: Mapping[str, str]) -> str:
     return mode
 
 
-def _topic(env: Mapping[str, str], project: str, mode: str) -> str | None:
-    """JOB_WORK_TOPIC as a full topic name; required with JOB_MODE=pubsub."""
-    raw = env.get("JOB_WORK_TOPIC", "").strip()
+def _topic(env: Mapping[str, str], name: str, project: str, *,
+           required_because: str | None = None) -> str | None:
+    """A Pub/Sub topic setting as a full topic name (a topic id means one of `project`)."""
+    raw = env.get(name, "").strip()
     if not raw:
-        if mode == MODE_PUBSUB:
-            raise ConfigError("Set JOB_WORK_TOPIC to the Pub/Sub topic of the job's work "
-                              "(JOB_MODE is pubsub).")
+        if required_because:
+            raise ConfigError(f"Set {name} to a Pub/Sub topic ({required_because}).")
         return None
     topic = raw if raw.startswith("projects/") else f"projects/{project}/topics/{raw}"
     if not _TOPIC.fullmatch(topic):
-        raise ConfigError("JOB_WORK_TOPIC must be a topic id or projects/PROJECT/topics/TOPIC.")
+        raise ConfigError(f"{name} must be a topic id or projects/PROJECT/topics/TOPIC, not {raw!r}.")
     return topic
 
 
@@ -118,6 +122,30 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     if value and not _URL.fullmatch(value):
         raise ConfigError(f"{name} must be an http:// or https:// URL, not {value!r}.")
     return value or None
+
+
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    urls = _list(env, name)
+    for url in urls:
+        if not _URL.fullmatch(url):
+            raise ConfigError(f"{name} entry {url!r} is not an http:// or https:// URL.")
+    return urls
+
+
+def _emails(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    emails = tuple(e.lower() for e in _list(env, name))
+    for email in emails:
+        if not _EMAIL.fullmatch(email):
+            raise ConfigError(f"{name} entry {email!r} is not an email address.")
+    return emails
+
+
+def _event_type_prefix(env: Mapping[str, str]) -> str:
+    value = env.get("EVENT_TYPE_PREFIX", "").strip() or DEFAULT_EVENT_TYPE_PREFIX
+    if not _REVERSE_DNS.fullmatch(value):
+        raise ConfigError("EVENT_TYPE_PREFIX must be a reverse-DNS name such as "
+                          f"com.example.offline-access, not {value!r}.")
+    return value
 
 
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -186,6 +214,14 @@ class Config:
     def risc_audiences(self) -> tuple[str, ...]:
         """The client ids a security event token may be addressed to."""
         return (self.client_id, *(c for c in self.risc_client_ids if c != self.client_id))
+    # The token API: the audiences its callers' ID tokens must name (its own URLs), and the
+    # service accounts it admits (Cloud Run IAM admits the same ones before the code runs).
+    token_api_audiences: tuple[str, ...] = ()
+    token_api_allowed_callers: tuple[str, ...] = ()
+    # Lifecycle events: the Pub/Sub topic (None: no events, no outbox writes) and the
+    # reverse-DNS prefix of their CloudEvents types.
+    events_topic: str | None = None
+    event_type_prefix: str = DEFAULT_EVENT_TYPE_PREFIX
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -220,7 +256,8 @@ class Config:
             disconnect_function_url=_url(env, "DISCONNECT_FUNCTION_URL"),
             job_schedule_period_seconds=_int(env, "JOB_SCHEDULE_PERIOD_SECONDS", 900, minimum=60),
             job_mode=mode,
-            job_work_topic=_topic(env, project, mode),
+            job_work_topic=_topic(env, "JOB_WORK_TOPIC", project, required_because=(
+                "the topic of the job's work: JOB_MODE is pubsub") if mode == MODE_PUBSUB else None),
             # A BatchWrite takes 500 writes: a message's users are claimed in one.
             job_message_users=_int(env, "JOB_MESSAGE_USERS", 50, maximum=500),
             # Pub/Sub's dead-letter policy allows 5 to 100 attempts.
@@ -228,4 +265,8 @@ class Config:
                                            maximum=100),
             refresh_token_id_key_version=_optional_secret_version(env, "REFRESH_TOKEN_ID_KEY_VERSION"),
             risc_client_ids=_list(env, "RISC_CLIENT_IDS"),
+            token_api_audiences=_urls(env, "TOKEN_API_AUDIENCES"),
+            token_api_allowed_callers=_emails(env, "TOKEN_API_ALLOWED_CALLERS"),
+            events_topic=_topic(env, "EVENTS_TOPIC", project),
+            event_type_prefix=_event_type_prefix(env),
         )

@@ -4,9 +4,14 @@
     ├── ClientError                   4xx: the request itself is wrong; nothing was changed
     │   ├── CodeRejected              Google refused the one-time code (`invalid_grant`)
     │   ├── DomainNotAllowed          the account's Workspace domain may not sign in
+    │   ├── CallerRejected            401: the token API's caller sent no valid Google ID token
+    │   │   └── CallerNotAllowed      403: a valid ID token, of an identity not on the allowlist
+    │   ├── UserNotFound              404: no such user, or they disconnected (or are disconnecting)
+    │   └── ScopeNotGranted           403: the caller asked for a scope the user did not grant
     │   └── SecurityEventRejected     a security event token (RISC) is malformed, forged or not ours
     ├── Unavailable                   503: a dependency failed or timed out; retryable, an outage
-    │   └── GoogleUnavailable         Google's token endpoint or an API answered 429/5xx, or no answer
+    │   ├── GoogleUnavailable         Google's token endpoint or an API answered 429/5xx, or no answer
+    │   └── RefreshContended          another instance's refresh of this user did not end in time
     ├── UpstreamInvalid               502: Google answered with something we must not trust
     │   ├── ApiRefused                a Google API refused a call for good (a final 4xx)
     │   ├── IdTokenRejected           the ID token's signature or claims are wrong: a final rejection
@@ -18,6 +23,7 @@
     ├── DeadlineReached               the run's hard deadline came before the user's work was done
     └── GrantError                    one user's grant cannot be used; the user must sign in again
         ├── GrantRevoked              the refresh token is dead (`invalid_grant`, `invalid_rapt`)
+        ├── UserNeedsReauth           409: the token API's user is `needs_reauth` (with the reason)
         └── UnreadableToken           the sealed refresh token does not open
             ├── SealError             a sealed value is malformed, tampered with, or not this user's
             └── SealingKeyGone        the key that sealed it was retired, disabled or destroyed
@@ -37,6 +43,8 @@ keys: they are shown to clients and written to logs as they are.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class OfflineAccessError(Exception):
@@ -62,7 +70,7 @@ class OfflineAccessError(Exception):
         """A short word for the job's record and log line."""
         return self.code
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message}
 
 
@@ -109,6 +117,57 @@ class SecurityEventRejected(ClientError):
         return {**super().body(), "err": self.err, "description": self.message}
 
 
+class CallerRejected(ClientError):
+    """The token API's caller sent no valid Google ID token for this API (401).
+
+    The message never quotes the token or google-auth's message about it.
+    """
+
+    status = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "Send a Google ID token for this API as "
+                 "'Authorization: Bearer <token>'.") -> None:
+        super().__init__(message)
+
+
+class CallerNotAllowed(CallerRejected):
+    """A valid ID token, but of an identity this deployment does not admit (403)."""
+
+    status = 403
+    code = "caller_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("This service account may not call the token API. Add it to "
+                         "app_backend_service_accounts in Terraform.")
+
+
+class UserNotFound(ClientError):
+    """No such user, or the user disconnected or is disconnecting (404)."""
+
+    status = 404
+    code = "user_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No connected user has this sub: they never signed in, or they "
+                         "disconnected.")
+
+
+class ScopeNotGranted(ClientError):
+    """The caller asked for a scope the user did not grant (403); `missing_scopes` names them."""
+
+    status = 403
+    code = "scope_not_granted"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__("The user did not grant " + ", ".join(missing) + ". Ask them to grant "
+                         "it on the sign-in page (Grant missing permissions).")
+        self.missing_scopes = missing
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "missing_scopes": self.missing_scopes}
+
+
 class Unavailable(OfflineAccessError):
     """A dependency (Secret Manager, Firestore, Google) failed or timed out: retry later.
 
@@ -140,6 +199,17 @@ class GoogleUnavailable(Unavailable):
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, dependency="google", retry_after=retry_after)
+
+
+class RefreshContended(Unavailable):
+    """Another instance holds this user's refresh lease and did not finish within the wait.
+
+    Not a credential failure: the holder is slow or gone, and its lease lapses by itself.
+    """
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        super().__init__("This user's access token is being refreshed. Try again in a moment.",
+                         dependency="token_refresh", retry_after=retry_after)
 
 
 class UpstreamInvalid(OfflineAccessError):
@@ -275,6 +345,18 @@ class GrantRevoked(GrantError):
         super().__init__("Google no longer accepts this user's refresh token.")
         self.subtype = subtype
         self.description = description
+
+
+class UserNeedsReauth(GrantError):
+    """The user's grant is known dead (`needs_reauth`): the token API answers 409 with `reason`."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__("The user must sign in again before the app can act for them "
+                         f"({reason or 'unknown'}).")
+        self.reauth_reason = reason or "unknown"
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "reason": self.reauth_reason}
 
 
 class UnreadableToken(GrantError):

@@ -37,6 +37,7 @@ from .config import MODE_PUBSUB
 from .dependencies import SharedDependencies
 from .errors import (
     ClientError,
+    GrantError,
     Misconfigured,
     OfflineAccessError,
     SecurityEventRejected,
@@ -58,6 +59,7 @@ from .signin.request_guard import (
     parse_body,
 )
 from .structured_log import emit, trace_field
+from .tokenapi import api as token_api
 
 _SCHEDULE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,20}(Z|[+-][0-9]{2}:?[0-9]{2})?")
 _JOB_NAME = re.compile(r"[A-Za-z0-9_./\-]{1,500}")
@@ -559,3 +561,73 @@ def handle_risc_receiver(
         log.update(status=status, duration_ms=duration)
         emit(_severity(status), f"risc receiver: {body['error']}", outcome=body["error"], **log)
     return json_response(status, body, headers)
+
+
+def handle_token_api(
+    request: flask.Request, get_deps: Callable[[], token_api.TokenApiDependencies]
+) -> flask.Response:
+    """Answer one request to the `token_api` function (`tokenapi.api`'s routes).
+
+    Only the app's backend calls it: Cloud Run IAM admits the service accounts given
+    `run.invoker`, and the caller's Google ID token is checked here again before anything else
+    (`tokenapi.callers`). Bodies are JSON; every answer is JSON with `Cache-Control: no-store`,
+    and the log line names the caller's service account and the user's reference, never a
+    token.
+    """
+    started = time.perf_counter()
+    path = request.path.rstrip("/") or "/"
+    log: dict[str, Any] = {"event": "token_api", "method": request.method, "route": path}
+    headers: dict[str, str] = {}
+    try:
+        deps = get_deps()
+        log.update(trace_field(deps.config.project, request.headers.get("X-Cloud-Trace-Context")))
+        log["caller"] = deps.callers.verify(request.headers.get("Authorization"))
+        handler = token_api.HANDLERS.get(path)
+        if handler is None:
+            log["route"] = "unknown"
+            raise ClientError("There is no such route: use POST /token or POST /session.",
+                              code="not_found", status=404)
+        if request.method != "POST":
+            headers["Allow"] = "POST"
+            raise ClientError(f"Use POST for {path}.", code="method_not_allowed", status=405)
+        document = _json_object(request, deps.config.request_body_timeout_seconds)
+        if isinstance(document.get("sub"), str):
+            log["user"] = deps.user_refs.ref(document["sub"])
+        answer = handler(deps, document)
+        status, body = 200, answer.body
+        log.update(answer.log)
+        if answer.user:
+            log["user"] = answer.user
+        log["outcome"] = "ok"
+    except OfflineAccessError as exc:
+        status, body = _error_answer(exc, headers, log)
+        log["outcome"] = exc.code
+        if isinstance(exc, GrantError) and isinstance(body.get("reason"), str):
+            log["reason"] = body["reason"]
+    except Exception as exc:  # a bug: the JSON contract holds, and the log says what broke
+        logging.getLogger(__name__).exception("token_api failed unexpectedly")
+        status, body = 500, {"error": "internal_error",
+                             "message": "Something went wrong on the server. Try again later."}
+        log.update(outcome="internal_error", exception_type=type(exc).__name__)
+    log.update(status=status, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    emit(_severity(status) if status not in (404, 409) else "INFO",
+         f"token api {path}: {log['outcome']}", **log)
+    return json_response(status, body, headers)
+
+
+def _json_object(request: flask.Request, timeout: float) -> dict[str, Any]:
+    """The request's JSON object body.
+
+    Raises:
+        ClientError: 400 for anything else, 413 when too large, 408 when it does not arrive.
+    """
+    raw = _read_capped_body(request, timeout)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ClientError("The request body is too large.", code="payload_too_large", status=413)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if not isinstance(document, dict):
+        raise ClientError("Send a JSON object.")
+    return document

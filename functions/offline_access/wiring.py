@@ -25,6 +25,9 @@ from .accounts.sessions import CookiePolicy, SessionCodec, SessionKeys
 from .config import MODE_PUBSUB, Config
 from .dependencies import SharedDependencies
 from .errors import Misconfigured, OfflineAccessError
+from .events.catalog import EventCatalog
+from .events.outbox import Outbox
+from .events.publisher import EventPublisher
 from .googleapis.certificates import CertificateCache
 from .googleapis.endpoints import GoogleEndpoints
 from .googleapis.http_session import make_session
@@ -41,6 +44,8 @@ from .store import users as user_store
 from .store.refresh_token_ids import RefreshTokenIds
 from .store.sealing import SealingKeys, TokenSealer
 from .structured_log import UserRefs
+from .tokenapi.api import TokenApiDependencies
+from .tokenapi.callers import CallerVerifier
 
 T = TypeVar("T")
 D = TypeVar("D", bound=SharedDependencies)
@@ -54,16 +59,26 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
     """What both functions use. Builds clients; does no I/O."""
     secrets = secret_store.SecretSource(secret_store.make_client(environ))
     token_id_key = config.refresh_token_id_key_version
+    client = user_store.make_client(config.project)
     return SharedDependencies(
         config=config,
         endpoints=GoogleEndpoints.from_env(environ),
         secrets=secrets,
         sealer=TokenSealer(SealingKeys(secrets, config.sealing_public_key_version)),
         session=make_session(pool_size=pool_size, environ=environ),
-        store=user_store.UserStore(user_store.make_client(config.project), config.users_collection),
+        store=user_store.UserStore(client, config.users_collection, build_outbox(client, config)),
         user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
         token_ids=RefreshTokenIds(lambda: secrets.get(token_id_key)) if token_id_key else None,
     )
+
+
+def build_outbox(client: Any, config: Config) -> Outbox:
+    """The lifecycle events' outbox; off (no writes, no publishes) without `EVENTS_TOPIC`.
+
+    The Pub/Sub client is built on the first publish, in the background (`events.publisher`).
+    """
+    publisher = EventPublisher(config.events_topic) if config.events_topic else None
+    return Outbox(client, EventCatalog(config.event_type_prefix, config.project), publisher)
 
 
 def opening_sealer(secrets: secret_store.SecretSource, config: Config) -> TokenSealer:
@@ -232,6 +247,33 @@ def build_risc_dependencies(environ: Mapping[str, str] = os.environ) -> RiscDepe
                                timeout=config.http_timeout_seconds)
               if config.disconnect_function_url else None)
     return _extend(RiscDependencies, shared, verifier=verifier, disconnect_caller=caller)
+
+
+def build_token_api_dependencies(
+    environ: Mapping[str, str] = os.environ,
+) -> TokenApiDependencies:
+    """Dependencies of `token_api` (the app backend's token API) from the environment.
+
+    It opens tokens (the private keys) and reads the session key, for session lookups.
+
+    Raises:
+        Misconfigured: a setting is missing or malformed.
+    """
+    config = Config.from_env(environ)
+    if not config.token_api_audiences:
+        raise Misconfigured("Set TOKEN_API_AUDIENCES to this function's URL(s): the audience "
+                            "its callers' ID tokens name.")
+    if not config.token_api_allowed_callers:
+        raise Misconfigured("Set TOKEN_API_ALLOWED_CALLERS to the service accounts that may "
+                            "call the token API.")
+    shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
+    shared.sealer = opening_sealer(shared.secrets, config)
+    sessions, _ = build_sessions(shared)
+    certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
+    callers = CallerVerifier(certificates, audiences=config.token_api_audiences,
+                             allowed=config.token_api_allowed_callers)
+    return _extend(TokenApiDependencies, shared, certificates=certificates, callers=callers,
+                   sessions=sessions)
 
 
 class Lazy(Generic[T]):

@@ -48,8 +48,18 @@ worker_timeout_seconds       = 360
 worker_max_delivery_attempts = 10
 alert_email                  = "oncall@example.com"
 job_schedule_period_seconds  = 300
+
+# Cross-Account Protection.
 risc_enabled                 = true
 refresh_token_id_key_version = "1"
 risc_admins                  = ["group:identity-admins@example.com", "user:ops@example.com"]
 risc_client_ids              = ["123456789012-ios0123456789abcdefghijklmnopqrst.apps.googleusercontent.com"]
 risc_max_instances           = 5
+
+# The app's backend: the token API and the lifecycle events.
+app_backend_service_accounts = ["app-backend@my-project-id.iam.gserviceaccount.com"]
+token_api_max_instances      = 5
+events_subscribers           = ["app-events@my-project-id.iam.gserviceaccount.com"]
+events_retention_days        = 3
+event_type_prefix            = "com.example.signin"
+app_origins                  = ["https://app.example.com"]

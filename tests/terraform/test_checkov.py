@@ -44,6 +44,11 @@ REVIEWED_SKIPS = {
     # credentials; each token is checked against Google's keys.
     ("CKV_GCP_124", "google_cloudfunctions2_function.risc"),
     ("CKV_GCP_102", "google_cloud_run_service_iam_member.risc_public"),
+    # Called by the app's backends, wherever they run: IAM (run.invoker for
+    # app_backend_service_accounts) and the function's own ID-token check are its gate.
+    ("CKV_GCP_124", "google_cloudfunctions2_function.token_api"),
+    # The events topic: Google-managed encryption like every other resource here.
+    ("CKV_GCP_83", "google_pubsub_topic.events"),
 }
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?$", re.M)
 MIN_REASON = 40

@@ -219,6 +219,14 @@ def test_secret_accessors_are_exactly_the_functions_that_need_each_secret(tf):
         ("refresh_token_id_key", "risc"),
         ("log_user_ref_key", "risc"),
         ("refresh_token_id_key", "worker"),
+        ("refresh_token_id_key", "token_api"),
+        # The token API refreshes as the job does, and reads the session key for POST /session.
+        ("oauth_client_secret", "token_api"),
+        ("token_sealing_public_keys", "token_api"),
+        ("token_sealing_private_keys", "token_api"),
+        ("token_sealing_key", "token_api"),
+        ("log_user_ref_key", "token_api"),
+        ("session_key", "token_api"),
     }
     for rtype in ("google_secret_manager_secret_iam_binding", "google_secret_manager_secret_iam_policy"):
         assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
@@ -230,13 +238,13 @@ OPENING_SECRETS = {"token_sealing_private_keys", "token_sealing_key"}
 def test_the_public_functions_can_read_no_key_that_opens_tokens(tf):
     """Review fault 4: code execution or SSRF in a public function must not expose tokens."""
     functions = tf.resources(FUNCTION_TYPE)
-    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect", "worker")}
+    opening = {function_sa(tf, functions[name]) for name in ("job", "disconnect", "worker", "token_api")}
     public = {name: function_sa(tf, functions[name]) for name in ("exchange", "account", "risc")}
     for name, body in tf.resources("google_secret_manager_secret_iam_member").items():
         secret = tf.ref(body["secret_id"]).split(".")[1].removesuffix("[0]")
         if secret in OPENING_SECRETS:
             assert sa_of(tf, body["member"]) in opening, (
-                f"{name}: only the job, its worker and disconnect_user may read {secret}")
+                f"{name}: only the job, its worker, disconnect_user and token_api may read {secret}")
     for function, sa in public.items():
         # Not by project-wide roles either, nor by its environment.
         for name, body in tf.resources("google_project_iam_member").items():
@@ -271,7 +279,7 @@ def test_no_project_level_secret_access(tf):
 
 def test_one_service_account_per_function_and_one_for_scheduler(tf):
     functions = tf.resources(FUNCTION_TYPE)
-    assert set(functions) == {"exchange", "job", "account", "disconnect", "worker", "risc"}
+    assert set(functions) == {"exchange", "job", "account", "disconnect", "worker", "risc", "token_api"}
     runtime = {name: function_sa(tf, body) for name, body in functions.items()}
     assert len(set(runtime.values())) == len(functions), f"functions share an identity: {runtime}"
     oidc = tf.block(tf.block(tf.resources("google_cloud_scheduler_job")["offline_job"]["http_target"])["oidc_token"])
@@ -296,6 +304,7 @@ def test_project_level_roles_are_minimal(tf):
         "account": {"roles/datastore.user"},
         "disconnect": {"roles/datastore.user"},
         "worker": {"roles/datastore.user"},
+        "token_api": {"roles/datastore.user"},
         "build": {"roles/logging.logWriter"},
         "risc": {"roles/datastore.user"},
         # Google's RISC API requires it of the account that registers the stream.
@@ -414,7 +423,8 @@ def test_functions_run_the_design_entry_points_on_python312(tf):
         assert tf.block(body["service_config"])["all_traffic_on_latest_revision"] is True
     assert entry_points == {"exchange": "exchange_code", "job": "run_offline_job",
                             "account": "account_api", "disconnect": "disconnect_user",
-                            "worker": "run_offline_worker", "risc": "risc_receiver"}
+                            "worker": "run_offline_worker", "risc": "risc_receiver",
+                            "token_api": "token_api"}
 
 
 def test_scheduled_function_is_small_and_bounded(tf):
@@ -581,6 +591,8 @@ def test_page_origin_belongs_to_the_deployment(tf):
     assert not re.search(r"https://storage\.googleapis\.com|\.storage\.googleapis\.com", tf.text())
     assert ".web.app" in origins and "local.hosting_site_id" in origins
     assert "local.custom_domain_origin" in origins
+    # The app's own origins are added only when listed, each an https origin.
+    assert "var.app_origins" in origins and default_of(tf, "app_origins") == []
 
 
 def test_hosting_rewrites_the_exchange_path_to_the_function(tf):
@@ -811,7 +823,7 @@ def test_cross_account_protection_is_off_by_default_and_all_of_it_behind_the_swi
     assert default_of(tf, "risc_enabled") is False
     assert tf.locals["risc_count"] == "${var.risc_enabled ? 1 : 0}"
     resources = _risc_resources(tf)
-    assert len(resources) == 16
+    assert len(resources) == 17
     for rtype, name, body in resources:
         switch = tf.ref(body.get("count", "")) if "count" in body else tf.ref(body.get("for_each", ""))
         # The worker's grant needs the fan-out too: `local.fanout ? local.risc_count : 0`.
@@ -865,3 +877,65 @@ def test_the_event_records_expire_by_a_ttl_policy_on_the_stores_field(tf):
     assert ttl["field"] == security_events.TTL_FIELD
     assert tf.ref(ttl["collection"]) == "local.risc_events_collection"
     assert tf.locals["risc_events_collection"] == security_events.COLLECTION
+
+
+#-- The token API and the lifecycle events (issue 11) --#
+
+
+def test_token_api_is_invoked_by_the_app_backends_only_and_checks_them_itself(tf):
+    token_api = tf.resources(FUNCTION_TYPE)["token_api"]
+    service = tf.block(token_api["service_config"])
+    # The app's backends are not internal traffic: IAM is the gate, as for disconnect_user.
+    assert service["ingress_settings"] == "ALLOW_ALL"
+    assert service["min_instance_count"] == 0
+    assert tf.ref(service["max_instance_count"]) == "var.token_api_max_instances"
+    bindings = _iam_on(tf, "token_api")
+    assert [name for _, name, _ in bindings] == ["token_api_invokers"]
+    [(_, _, invokers)] = bindings
+    assert invokers["role"] == RUN_INVOKER
+    assert invokers["for_each"] == "${toset(var.app_backend_service_accounts)}"
+    assert invokers["member"] == "serviceAccount:${each.value}"
+    assert default_of(tf, "app_backend_service_accounts") == []  # nobody until listed
+    env = service["environment_variables"]
+    # It opens tokens (the job's environment), and checks the same callers IAM admits, for
+    # its own URLs (known before it exists: no cycle).
+    assert "local.opening_environment" in env and "local.events_environment" in env
+    assert 'TOKEN_API_ALLOWED_CALLERS = join(",", var.app_backend_service_accounts)' in env
+    assert 'TOKEN_API_AUDIENCES = join(",", local.token_api_audiences)' in env
+    audiences = tf.locals["token_api_audiences"]
+    assert ".run.app" in audiences[0] and ".cloudfunctions.net/" in audiences[1]
+    assert "google_cloudfunctions2_function.token_api" not in audiences
+    comments = " ".join(tf.comments(token_api))
+    assert "CKV_GCP_124" in comments and "IAM" in comments and "ID token" in comments
+    assert "token_api_url" in tf.outputs
+
+
+def test_events_topic_keeps_messages_and_only_the_changing_functions_publish(tf):
+    topic = tf.resources("google_pubsub_topic")["events"]
+    assert topic["message_retention_duration"] == "${var.events_retention_days * 86400}s"
+    assert default_of(tf, "events_retention_days") == 7
+    publishers = tf.resources("google_pubsub_topic_iam_member")["events_publishers"]
+    assert publishers["role"] == "roles/pubsub.publisher"
+    assert tf.ref(publishers["topic"]) == "google_pubsub_topic.events.name"
+    listed = tf.locals["events_publishers"]
+    named = set(re.findall(r"google_service_account\.(\w+)", listed))
+    # The functions that change users publish (the worker and the receiver when they exist);
+    # the account API (it only marks a disconnect, which disconnect_user or the job completes
+    # and announces) does not.
+    assert named == {"exchange", "job", "disconnect", "token_api", "worker", "risc"}
+    for optional in ("worker", "risc"):
+        assert f'for sa in google_service_account.{optional} : "{optional}" => sa.email' in listed
+    subscribers = tf.resources("google_pubsub_topic_iam_member")["events_subscribers"]
+    assert subscribers["role"] == "roles/pubsub.subscriber"
+    assert subscribers["for_each"] == "${toset(var.events_subscribers)}"
+    on_events = {name for name, body in tf.resources("google_pubsub_topic_iam_member").items()
+                 if tf.ref(body["topic"]) == "google_pubsub_topic.events.name"}
+    assert on_events == {"events_publishers", "events_subscribers"}
+    for rtype in ("google_pubsub_topic_iam_binding", "google_pubsub_topic_iam_policy"):
+        assert not tf.resources(rtype), f"use *_iam_member, not {rtype}"
+    functions = tf.resources(FUNCTION_TYPE)
+    for name in ("exchange", "token_api", "risc"):
+        assert "local.events_environment" in tf.block(functions[name]["service_config"])["environment_variables"]
+    assert "local.events_environment" in tf.locals["opening_environment"]  # job, disconnect, worker
+    assert "events_environment" not in tf.block(functions["account"]["service_config"])["environment_variables"]
+    assert "events_topic" in tf.outputs

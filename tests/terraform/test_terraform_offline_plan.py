@@ -32,7 +32,7 @@ EXISTING_PROJECT = TERRAFORM_DIR / "examples" / "existing-project.tfvars"
 # What each tfvars file plans to create. The numbers are pinned so that a change in what a
 # deployment creates is a deliberate edit here; test_plans_create_what_the_configuration_declares
 # derives the same sets from the parsed .tf files.
-EXPECTED_ADD = {EXAMPLE.name: 88, ALL_FEATURES.name: 126, EXISTING_PROJECT.name: 83}
+EXPECTED_ADD = {EXAMPLE.name: 102, ALL_FEATURES.name: 145, EXISTING_PROJECT.name: 97}
 # The fan-out (fanout.tf and its alert): created with job_mode = "pubsub" only.
 FANOUT = {
     f"{rtype}.{name}": "job_mode" for rtype, name in [
@@ -73,16 +73,22 @@ SWITCHED = {
         "google_secret_manager_secret_iam_member.exchange_token_id_key",
         "google_secret_manager_secret_iam_member.job_token_id_key",
         "google_secret_manager_secret_iam_member.worker_token_id_key",
+        "google_secret_manager_secret_iam_member.token_api_token_id_key",
         "google_secret_manager_secret_iam_member.risc_token_id_key",
         "google_secret_manager_secret_iam_member.risc_log_key", "google_cloudfunctions2_function.risc",
         "google_cloud_run_service_iam_member.risc_public",
         "google_cloud_run_service_iam_member.disconnect_invoker_risc",
         "google_firestore_field.security_event_tokens_ttl")},
+    # One per listed service account (for_each).
+    "google_cloud_run_service_iam_member.token_api_invokers": "app_backend_service_accounts",
+    "google_pubsub_topic_iam_member.events_subscribers": "events_subscribers",
 }
 RISC = {address for address, switch in SWITCHED.items() if switch == "risc_enabled"}
 SWITCHED_ON = {
     EXAMPLE.name: set(SWITCHED) - {"google_firebase_hosting_custom_domain.page",
-                                   "google_monitoring_notification_channel.email"} - set(FANOUT) - RISC,
+                                   "google_monitoring_notification_channel.email",
+                                   "google_cloud_run_service_iam_member.token_api_invokers",
+                                   "google_pubsub_topic_iam_member.events_subscribers"} - set(FANOUT) - RISC,
     ALL_FEATURES.name: set(SWITCHED),
     EXISTING_PROJECT.name: set(),
 }

@@ -107,3 +107,28 @@ class TestCrossAccountProtectionSettings:
         with pytest.raises(ConfigError) as raised:
             Config.from_env({**self.BASE, "REFRESH_TOKEN_ID_KEY_VERSION": "ids-key"})
         assert "REFRESH_TOKEN_ID_KEY_VERSION" in raised.value.fix
+def test_token_api_and_event_settings():
+    from offline_access.config import DEFAULT_EVENT_TYPE_PREFIX
+
+    base = {"GOOGLE_CLOUD_PROJECT": "p", "OAUTH_CLIENT_ID": "c",
+            "OAUTH_CLIENT_SECRET_VERSION": "projects/p/secrets/s/versions/1",
+            "TOKEN_SEALING_PUBLIC_KEY_VERSION": "projects/p/secrets/k/versions/1",
+            "LOG_USER_REF_KEY_VERSION": "projects/p/secrets/l/versions/1"}
+    config = Config.from_env(base)
+    assert config.events_topic is None and config.event_type_prefix == DEFAULT_EVENT_TYPE_PREFIX
+    assert config.token_api_audiences == () and config.token_api_allowed_callers == ()
+    config = Config.from_env({**base, "EVENTS_TOPIC": "projects/p/topics/events",
+                              "EVENT_TYPE_PREFIX": "com.example.app",
+                              "TOKEN_API_AUDIENCES": "https://a.run.app, https://b.example",
+                              "TOKEN_API_ALLOWED_CALLERS": "App@p.iam.gserviceaccount.com"})
+    assert config.events_topic == "projects/p/topics/events"
+    assert config.event_type_prefix == "com.example.app"
+    assert config.token_api_audiences == ("https://a.run.app", "https://b.example")
+    assert config.token_api_allowed_callers == ("app@p.iam.gserviceaccount.com",)
+    # A topic id is taken as one of this project, as for JOB_WORK_TOPIC.
+    assert Config.from_env({**base, "EVENTS_TOPIC": "events"}).events_topic == "projects/p/topics/events"
+    for name, bad in (("EVENTS_TOPIC", "events topic"), ("EVENT_TYPE_PREFIX", "Not DNS"),
+                      ("TOKEN_API_AUDIENCES", "ftp://x"), ("TOKEN_API_ALLOWED_CALLERS", "nobody")):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_env({**base, name: bad})
+        assert name in caught.value.fix

@@ -10,7 +10,8 @@ API's call failed, or Google could not be reached), and the operator CLI runs it
 2. take a short lease, so that two workers never both revoke (`AccountStore.claim_disconnect`);
 3. revoke the grant at Google with the refresh token (or, without one, the access token):
    Google's `400 invalid_token` means it is already gone, which is success too;
-4. delete the user document and everything under it;
+4. delete the user document and everything under it, with the `user.disconnected` lifecycle
+   event in the same atomic write (when events are on: `events.outbox`);
 5. log one audit line (`event: account_disconnected`), with the hashed user reference only.
 
 If Google cannot be reached (or refuses), nothing is deleted: the lease is given back with the
@@ -110,9 +111,22 @@ def revoke_and_delete(deps: SharedDependencies, sub: str, *, requested_by: str,
         emit("ERROR" if isinstance(exc, Misconfigured) else "WARNING",
              f"account disconnect deferred ({exc.reason})", stream=log_stream, **fields)
         return DisconnectResult(DEFERRED, error=exc.reason)
-    deleted = accounts.delete_user(sub)
+    deleted = accounts.delete_user(sub, _disconnected_events(deps, user, revoked, requested_by, now),
+                                   now)
     _audit(user, deps.user_refs.ref(sub), revoked, deleted, requested_by, now, log_stream)
     return DisconnectResult(DELETED, revoked=revoked, records_deleted=deleted)
+
+
+def _disconnected_events(deps: SharedDependencies, user: DueUser, revoked: str,
+                         requested_by: str, now: dt.datetime) -> list[Any]:
+    outbox = deps.store.outbox
+    if outbox is None or not outbox.enabled:
+        return []
+    disconnect = user.data.get("disconnect")
+    disconnect = disconnect if isinstance(disconnect, dict) else {}
+    return [outbox.catalog.disconnected(
+        user.sub, requested_by=disconnect.get("requested_by") or requested_by, revoked=revoked,
+        requested_at=stored_time(disconnect.get("requested_at")), now=now)]
 
 
 def _revoke(deps: SharedDependencies, user: DueUser) -> str:

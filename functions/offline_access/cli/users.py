@@ -232,6 +232,8 @@ def disconnect_users(args: argparse.Namespace, context: CliContext) -> int:
         result = lifecycle.revoke_and_delete(deps, sub, requested_by=lifecycle.REQUESTED_BY_OPERATOR,
                                              log_stream=deps.log_stream)
         results.append({"sub": sub, **result.body()})
+    if deps.store.outbox is not None:
+        deps.store.outbox.flush()  # the user.disconnected events, before the process ends
     failed = [r for r in results if r["outcome"] not in (lifecycle.DELETED, lifecycle.ALREADY_GONE)]
     if args.json:
         context.print_json(results)

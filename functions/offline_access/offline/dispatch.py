@@ -29,6 +29,7 @@ from ..errors import Misconfigured, OfflineAccessError
 from ..store.job_claims import Snapshot, backlog_age
 from ..structured_log import emit
 from .context import JobDependencies
+from .lifecycle_events import publish_leftover_events
 from .work_message import WorkMessage
 
 STOPPED_TIME_BUDGET = "time_budget"
@@ -77,6 +78,7 @@ def dispatch_run(deps: JobDependencies, run_id: str,
         raise Misconfigured("JOB_MODE is pubsub but no work topic is configured: set JOB_WORK_TOPIC.")
     config = deps.config
     started = deps.clock()
+    publish_leftover_events(deps)
     now = deps.now()
     deadline = started + config.job_time_budget_seconds
     summary = DispatchSummary(run_id=run_id)

@@ -21,6 +21,9 @@ of one schedule time shares it. A run:
    carries the backlog gauge: `backlog_age_seconds`, how long the oldest due user had been due
    when the run started (the first user of the first page: the query is in due order).
 
+Before anything else, a run publishes the lifecycle events that earlier publishes left in the
+outbox (`events.outbox`), and before it answers it waits briefly for its own to go out.
+
 Before the due users, a run finishes the disconnects still pending (users `disconnecting`
 because the account API could not reach Google or the internal function): each goes through
 `accounts.lifecycle.revoke_and_delete`, the same function the API and the CLI use, within the
@@ -61,6 +64,7 @@ from ..store.users import STATUS_DISCONNECTING
 from ..structured_log import emit
 from .batch import Breaker, ResultWriter, UserPool, claim_batch, release_unstarted, work_on
 from .context import JobDependencies, RunContext
+from .lifecycle_events import flush_events, publish_leftover_events
 from .one_user import process_user
 
 STOPPED_TIME_BUDGET = "time_budget"
@@ -184,6 +188,7 @@ def run_offline_job(
     summary = RunSummary(run_id=run_id)
     # Fail before touching any user if a secret is missing.
     run = start_run(deps, run_id, everyone=everyone)
+    publish_leftover_events(deps)
     _finish_disconnects(deps, run, summary)
     breaker = Breaker(deps.breaker_threshold)
     lock = threading.Lock()
@@ -252,6 +257,7 @@ def run_offline_job(
         writer.flush()
     if summary.pages == 0:
         summary.backlog_age_seconds = 0.0  # nobody due: the gauge reads zero, not nothing
+    flush_events(deps)
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, failure, log_fields or {})
     return summary
@@ -277,6 +283,7 @@ def run_one_user(deps: JobDependencies, sub: str, run_id: str,
         result = process_user(deps, user, run)  # a user who is not active is skipped, with why
         summary.counts[result.outcome] += 1
         summary.detail = result.detail
+    flush_events(deps)
     summary.duration_seconds = deps.clock() - started
     _log_run(deps, summary, None, log_fields or {})
     return summary

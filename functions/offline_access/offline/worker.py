@@ -46,6 +46,7 @@ from ..store.job_results import Outcome, UserResult
 from ..structured_log import emit
 from .batch import Breaker, ResultWriter, UserPool, claim_batch, release_unstarted, work_on
 from .context import JobDependencies
+from .lifecycle_events import flush_events
 from .one_user import log_user, user_log
 from .run import STOPPED_TIME_BUDGET, STOPPED_UPSTREAM, start_run
 from .work_message import WorkMessage
@@ -162,6 +163,7 @@ class Worker:
             started.append(self.pool.start(work_on, deps, claim, run, writer, record))
         wait(started)
         writer.flush()
+        flush_events(deps)
         summary.released = release_unstarted(deps, left, run)
         unprocessed = [c.user.sub for c in left if c.user is not None]
         if summary.stopped == STOPPED_UPSTREAM:

@@ -9,6 +9,8 @@
   disconnect (the internal function and a job run, or two runs) never both revoke.
 - `delete_user` deletes the document and everything under it: the product keeps every
   per-user record in `users/{sub}` or its subcollections, so one recursive delete is all of it.
+  With lifecycle events on, the subcollections go first, then the document itself in one
+  atomic write with its `user.disconnected` event in the outbox (`events.outbox`).
 - `users`, `find_by_email`, `disconnecting` and `next_due_at` are the operator's and the job's
   queries.
 
@@ -30,6 +32,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
+from ..events.catalog import Event
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, maps_firestore_errors
 from .job_claims import DueUser
 from .users import STATUS_ACTIVE, STATUS_DISCONNECTING, UserStore, stored_time
@@ -70,6 +73,7 @@ class AccountStore:
     """Account-level writes and queries on the users collection."""
 
     def __init__(self, store: UserStore) -> None:
+        self.store = store
         self.client = store.client
         self.collection = store.collection
 
@@ -147,9 +151,21 @@ class AccountStore:
             pass
 
     @maps_firestore_errors
-    def delete_user(self, sub: str) -> int:
-        """Delete the user document and everything under it; the number of documents deleted."""
-        return int(self.client.recursive_delete(self.collection.document(sub)))
+    def delete_user(self, sub: str, events: list[Event] | None = None,
+                    now: dt.datetime | None = None) -> int:
+        """Delete the user document and everything under it; the number of documents deleted.
+
+        `events` (the disconnect's) are written with the document's deletion, atomically.
+        """
+        ref = self.collection.document(sub)
+        outbox = self.store.outbox
+        if not events or outbox is None or not outbox.enabled or now is None:
+            return int(self.client.recursive_delete(ref))
+        deleted = sum(int(self.client.recursive_delete(child)) for child in ref.collections())
+        batch = self.client.batch()
+        batch.delete(ref)
+        self.store.commit(batch, outbox.stage(batch, events, now))
+        return deleted + 1
 
     @maps_firestore_errors
     def disconnecting(self, limit: int) -> list[DueUser]:

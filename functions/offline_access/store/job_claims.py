@@ -34,6 +34,10 @@ claims to lapse.
 
 A user the job disconnects (their Workspace domain is no longer allowed) goes through the account
 lifecycle's revoke-and-delete (`accounts.lifecycle`), and nothing is written for them here.
+
+With lifecycle events on, the result's events (`user.needs_reauth`, `user.scopes_changed`,
+`offline.task_completed`) go into the outbox in the same atomic write as the result
+(`events.outbox`), and are published after it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.bulk_batch import BulkWriteBatch
 from google.cloud.firestore_v1.field_path import FieldPath
 
+from ..events.catalog import Event
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, maps_firestore_errors
 from .job_results import Outcome, UserResult
 from .users import PROFILE_FIELDS, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, UserStore, stored_time
@@ -178,6 +183,7 @@ class JobStore:
     """The job's view of the users collection."""
 
     def __init__(self, store: UserStore) -> None:
+        self.store = store
         self.client = store.client
         self.collection = store.collection
 
@@ -236,6 +242,36 @@ class JobStore:
         return self.collection.document(user.sub).update(
             fields, option=option, retry=RETRY, timeout=TIMEOUT_SECONDS
         )
+
+    def _update_announcing(self, user: DueUser, fields: dict[str, Any], events: list[Event],
+                           now: dt.datetime) -> Any:
+        """`_update`, with `events` written to the outbox in the same atomic write."""
+        outbox = self.store.outbox
+        if not events or outbox is None or not outbox.enabled:
+            return self._update(user, fields)
+        batch = self.client.batch()
+        batch.update(self.collection.document(user.sub), fields,
+                     option=self.client.write_option(last_update_time=user.update_time))
+        # One result per write: the user's first, then the outbox record's.
+        return self.store.commit(batch, outbox.stage(batch, events, now))[0]
+
+    def _result_events(self, user: DueUser, result: UserResult, run_id: str, now: dt.datetime,
+                       own_fields: bool) -> list[Event]:
+        """The lifecycle events of a result: the user's own changes only when they are written."""
+        outbox = self.store.outbox
+        if outbox is None or not outbox.enabled:
+            return []
+        catalog = outbox.catalog
+        events: list[Event] = []
+        if own_fields and result.outcome is Outcome.NEEDS_REAUTH:
+            events.append(catalog.needs_reauth(user.sub, result.reauth_reason, now))
+        if own_fields and result.granted_scopes is not None:
+            events.extend(catalog.scopes_changed(user.sub, user.granted_scopes,
+                                                 result.granted_scopes, now))
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.PARTIAL):
+            events.extend(catalog.tasks_completed(user.sub, run_id, str(result.outcome),
+                                                  result.tasks, now))
+        return events
 
     @maps_firestore_errors
     def claim(
@@ -425,11 +461,14 @@ class JobStore:
             return "deleted"
         job, own = _job_fields(result, run_id, now), _user_fields(result, now)
         try:
-            self._update(user, _result_write(user, job, own))
+            self._update_announcing(user, _result_write(user, job, own),
+                                    self._result_events(user, result, run_id, now, own_fields=True),
+                                    now)
             return "saved"
         except _CONFLICTS:
             pass
-        return self._finish_after_conflict(user, job, own, run_id=run_id, claim_id=claim_id)
+        return self._finish_after_conflict(user, result, job, own, run_id=run_id, now=now,
+                                           claim_id=claim_id)
 
     @maps_firestore_errors
     def finish_many(self, finished: Sequence[FinishedUser], *, run_id: str,
@@ -438,6 +477,13 @@ class JobStore:
 
         The fields are `finish`'s, user by user (`_job_fields`, `_user_fields`). A write that
         failed its precondition is decided as `finish` decides a conflict, on a fresh read.
+
+        A `BatchWrite` is not atomic across documents, so the results' lifecycle events cannot
+        ride in the users' writes as `finish`'s do. They are recorded first, in one outbox
+        record that names the run each event's change belongs to (`Outbox.stage_intent`); after
+        the batch, only the events of the writes that were applied are published. An instance
+        that dies in between leaves the record, and the next run publishes from it the events
+        whose change is found stored (`job.last_run_id`), and no other.
 
         Raises:
             Unavailable: Firestore failed or timed out (no result is known to be written).
@@ -448,6 +494,7 @@ class JobStore:
         batch = BulkWriteBatch(self.client)
         saved = ["saved"] * len(finished)
         sent: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        events: dict[int, list[Event]] = {}
         for index, item in enumerate(finished):
             if item.result.disconnect:
                 saved[index] = "deleted"  # the account lifecycle deleted the user: nothing to write
@@ -455,15 +502,32 @@ class JobStore:
             job, own = _job_fields(item.result, run_id, item.now), _user_fields(item.result, item.now)
             sent.append((index, job, own))
             self._add_update(batch, item.user, _result_write(item.user, job, own))
+            announced = self._result_events(item.user, item.result, run_id, item.now,
+                                            own_fields=True)
+            if announced:
+                events[index] = announced
+        outbox = self.store.outbox
+        intent = (outbox.stage_intent(
+            [(event, self.collection.document(finished[i].user.sub).path, run_id)
+             for i, listed in events.items() for event in listed], finished[0].now)
+            if events and outbox is not None else None)
+        applied: list[Event] = []
         for position, status, _ in self._commit(batch, len(sent)):
-            if status != _OK:
-                index, job, own = sent[position]
-                saved[index] = self._finish_after_conflict(finished[index].user, job, own,
-                                                           run_id=run_id, claim_id=claim_id)
+            index, job, own = sent[position]
+            if status == _OK:
+                applied.extend(events.get(index, ()))
+            else:
+                item = finished[index]
+                saved[index] = self._finish_after_conflict(item.user, item.result, job, own,
+                                                           run_id=run_id, now=item.now,
+                                                           claim_id=claim_id)
+        if intent is not None and outbox is not None:
+            outbox.sent(intent, applied)
         return saved
 
-    def _finish_after_conflict(self, user: DueUser, job: dict[str, Any], own: dict[str, Any], *,
-                               run_id: str, claim_id: str) -> str:
+    def _finish_after_conflict(self, user: DueUser, result: UserResult, job: dict[str, Any],
+                               own: dict[str, Any], *, run_id: str, now: dt.datetime,
+                               claim_id: str) -> str:
         """The document changed since our claim: write the run's record only, if still ours."""
         fresh = self._read(user.sub)
         if fresh is None or fresh.job.get("claim_id") != claim_id:
@@ -476,7 +540,9 @@ class JobStore:
         if "next_run_at" in own and fresh.data.get("next_run_at") == user.data.get("next_run_at"):
             job["next_run_at"] = own["next_run_at"]
         try:
-            self._update(fresh, {**job, **_RELEASED, **_cleared(fresh)})
+            self._update_announcing(fresh, {**job, **_RELEASED, **_cleared(fresh)},
+                                    self._result_events(fresh, result, run_id, now,
+                                                        own_fields=False), now)
         except _CONFLICTS:
             return "claim_lost"
         return "saved_job_only"

@@ -7,6 +7,11 @@ the document's previous state (optimistic concurrency with bounded time, unlike 
 transaction whose commit retries for up to a minute). A token response without a refresh token
 never erases the stored one: Google only sends a refresh token when the user saw the consent
 screen.
+
+With lifecycle events on (`outbox`), each sign-in's events (`user.connected`, `reconnected`,
+`scopes_changed`) are written in the same atomic write as the sign-in, so a returning user with
+a new refresh token is read first too (the events depend on the previous status and scopes),
+and that write is guarded by the read's update time.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import grpc
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from ..events.outbox import Outbox, Staged
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, firestore_unavailable, maps_firestore_errors
 
 STATUS_ACTIVE = "active"
@@ -110,9 +116,23 @@ class SignInOutcome:
 class UserStore:
     """Reads and writes user documents."""
 
-    def __init__(self, client: firestore.Client, collection: str = "users") -> None:
+    def __init__(self, client: firestore.Client, collection: str = "users",
+                 outbox: Outbox | None = None) -> None:
         self.client = client
         self.collection = client.collection(collection)
+        # Where lifecycle events are written with the changes they report (None: no events).
+        self.outbox = outbox
+
+    @property
+    def events_on(self) -> bool:
+        return self.outbox is not None and self.outbox.enabled
+
+    def commit(self, batch: Any, staged: Staged | None) -> Any:
+        """Commit a write that may carry events; publish them once it is stored."""
+        result = batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS)
+        if staged is not None and self.outbox is not None:
+            self.outbox.sent(staged)
+        return result
 
     def connect(self, timeout: float = TIMEOUT_SECONDS) -> None:
         """Open the gRPC channel now (no read, no cost), so the first real call does not wait.
@@ -158,7 +178,7 @@ class UserStore:
                 else:
                     option = self.client.write_option(last_update_time=snapshot.update_time)
                     batch.update(ref, fields, option=option)
-                batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS)
+                self.commit(batch, self._stage_sign_in(batch, record.sub, previous, fields, now))
                 generation = session_generation(previous if previous is not None else fields)
                 return SignInOutcome(status=status, created=previous is None,
                                      session_generation=generation)
@@ -177,7 +197,12 @@ class UserStore:
         # no read is needed: a new user costs one call, a returning one two (create, update).
         fields, status = sign_in_fields(record, None, now)
         try:
-            ref.create({**fields, "created_at": now}, retry=RETRY, timeout=TIMEOUT_SECONDS)
+            if self.events_on:
+                batch = self.client.batch()
+                batch.create(ref, {**fields, "created_at": now})
+                self.commit(batch, self._stage_sign_in(batch, record.sub, None, fields, now))
+            else:
+                ref.create({**fields, "created_at": now}, retry=RETRY, timeout=TIMEOUT_SECONDS)
             return SignInOutcome(status=status, created=True,
                                  session_generation=fields["session_generation"])
         except api_exceptions.AlreadyExists:
@@ -185,8 +210,26 @@ class UserStore:
         # The user exists: fields for an update, where `job.failure_count` is a dotted path that
         # keeps the job's other fields (a running claim). NotFound (deleted meanwhile) is retried.
         fields, status = sign_in_fields(record, {}, now)
-        ref.update(fields, retry=RETRY, timeout=TIMEOUT_SECONDS)
+        if self.events_on:
+            # The events depend on what was there: read it, and write only over that version
+            # (a conflict, FailedPrecondition, is retried by the caller's loop).
+            snapshot = ref.get(retry=RETRY, timeout=TIMEOUT_SECONDS)
+            if not snapshot.exists:
+                raise api_exceptions.NotFound("deleted meanwhile")  # type: ignore[no-untyped-call]
+            batch = self.client.batch()
+            batch.update(ref, fields,
+                         option=self.client.write_option(last_update_time=snapshot.update_time))
+            self.commit(batch, self._stage_sign_in(batch, record.sub, snapshot.to_dict() or {},
+                                                   fields, now))
+        else:
+            ref.update(fields, retry=RETRY, timeout=TIMEOUT_SECONDS)
         return SignInOutcome(status=status, created=False)
+
+    def _stage_sign_in(self, batch: Any, sub: str, previous: dict[str, Any] | None,
+                       fields: dict[str, Any], now: dt.datetime) -> Staged | None:
+        if not self.events_on or self.outbox is None:
+            return None
+        return self.outbox.stage(batch, self.outbox.catalog.sign_in(sub, previous, fields, now), now)
 
 
 def sign_in_fields(
