@@ -17,6 +17,11 @@ always carries the same id and a subscriber drops a second delivery by its id.
   (the document's `reauth_reason`).
 - `user.disconnected`: the grant was revoked and every record deleted. `data`: `requested_by`,
   `revoked`.
+- `user.suspended`: Google disabled the account (Cross-Account Protection's `account-disabled`,
+  not for hijacking): the job stops working for the user, the grant is kept. `data`: `reason`
+  (`account_disabled`), `google_reason` (`bulk-account` or null).
+- `user.restored`: Google enabled the suspended account again. `data`: `status` (`active`, or
+  `needs_reauth` if the grant died meanwhile).
 - `offline.task_completed`: an offline task ran for the user in a job run. `data`: `run_id`,
   `task`, `outcome` (the user's run), `summary` (the task's own).
 
@@ -36,9 +41,11 @@ USER_RECONNECTED = "user.reconnected"
 USER_SCOPES_CHANGED = "user.scopes_changed"
 USER_NEEDS_REAUTH = "user.needs_reauth"
 USER_DISCONNECTED = "user.disconnected"
+USER_SUSPENDED = "user.suspended"
+USER_RESTORED = "user.restored"
 TASK_COMPLETED = "offline.task_completed"
 TYPES = (USER_CONNECTED, USER_RECONNECTED, USER_SCOPES_CHANGED, USER_NEEDS_REAUTH,
-         USER_DISCONNECTED, TASK_COMPLETED)
+         USER_DISCONNECTED, USER_SUSPENDED, USER_RESTORED, TASK_COMPLETED)
 
 Event = dict[str, Any]  # a structured CloudEvent: its attributes, and `data`
 
@@ -120,6 +127,26 @@ class EventCatalog:
         return self.event(USER_DISCONNECTED, sub, now, {"requested_by": requested_by,
                                                         "revoked": revoked},
                           str(int(when.timestamp() * 1_000_000)))
+
+    def security_event(self, sub: str, lifecycle: str | None, fields: Mapping[str, Any], *,
+                       record: str, now: dt.datetime) -> list[Event]:
+        """The events of a Cross-Account Protection action (`risc.actions.Plan.lifecycle`, with
+        the fields it writes), identified by the security event's record: a revoked grant is
+        `user.needs_reauth`, a suspension `user.suspended`, its end `user.restored`. Ended
+        sessions, a password-change notice and a disconnect request publish nothing here (the
+        disconnect publishes `user.disconnected` when it is done)."""
+        if lifecycle == "grant_revoked":
+            return [self.event(USER_NEEDS_REAUTH, sub, now, {"reason": fields.get("reauth_reason")},
+                               record)]
+        if lifecycle == "account_suspended":
+            held = fields.get("suspension")
+            suspension = held if isinstance(held, Mapping) else {}
+            return [self.event(USER_SUSPENDED, sub, now, {
+                "reason": suspension.get("reason"), "google_reason": suspension.get("google_reason")},
+                record)]
+        if lifecycle == "account_restored":
+            return [self.event(USER_RESTORED, sub, now, {"status": fields.get("status")}, record)]
+        return []
 
     def tasks_completed(self, sub: str, run_id: str, outcome: str,
                         tasks: Mapping[str, Mapping[str, Any]], now: dt.datetime) -> list[Event]:

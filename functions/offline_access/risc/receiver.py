@@ -7,8 +7,10 @@
    identifier of the stored refresh token (`store.refresh_token_ids`). A subject the product
    does not know (not a user, or disconnected already) is acknowledged and nothing else;
 3. decide the change (`actions.plan`, no I/O) and write it in one atomic batch with the
-   event's record (`store.security_events`): a redelivered `jti` finds its record and changes
-   nothing; a user document changed meanwhile is read and planned again;
+   event's record (`store.security_events`) and its lifecycle events (`user.needs_reauth`,
+   `user.suspended`, `user.restored`: `EventCatalog.security_event`), published once stored:
+   a redelivered `jti` finds its record and changes nothing; a user document changed
+   meanwhile is read and planned again;
 4. for a hijacked account, ask the account lifecycle to finish the disconnect now (the internal
    `disconnect_user` function, as the account API does: this function holds no key that opens
    a token). If that call fails, the user is already `disconnecting`, and the next job run
@@ -111,16 +113,17 @@ def _act(deps: RiscDependencies, jti: str, event: ev.SecurityEvent) -> dict[str,
         log["user"] = deps.user_refs.ref(user.sub)
         now = deps.now()
         plan = actions.plan(event, user, now)
+        announced = (deps.events.outbox.catalog.security_event(
+            user.sub, plan.lifecycle, plan.user_fields, record=record, now=now)
+            if deps.events.outbox is not None else [])
         outcome = deps.events.commit(
             record, {"event_type": event.type, "action": plan.action, "user": log["user"]}, now,
-            user, plan.user_fields)
+            user, plan.user_fields, announced)
         if outcome == records.DUPLICATE:
             log["outcome"] = "duplicate"
             return log
         if outcome == records.APPLIED:
             log.update(outcome=plan.action, **({"why": plan.why} if plan.why else {}))
-            # Issue 11's lifecycle events: publish `plan.lifecycle` for `user.sub` here, once
-            # the events topic exists (the one place a security event changes an account).
             if plan.lifecycle:
                 log["lifecycle"] = plan.lifecycle
             if plan.disconnect:

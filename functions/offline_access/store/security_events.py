@@ -32,11 +32,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from ..events.catalog import Event
 from .firestore_errors import RETRY, TIMEOUT_SECONDS, maps_firestore_errors
 from .job_claims import DueUser
 from .users import UserStore
@@ -64,6 +66,8 @@ class SecurityEventStore:
         self.client = store.client
         self.users = store.collection
         self.records = store.client.collection(collection)
+        # Lifecycle events are written in the same atomic write as the action (None: no events).
+        self.outbox = store.outbox if store.events_on else None
 
     @maps_firestore_errors
     def user(self, sub: str) -> DueUser | None:
@@ -84,9 +88,11 @@ class SecurityEventStore:
 
     @maps_firestore_errors
     def commit(self, record: str, fields: dict[str, Any], now: dt.datetime,
-               user: DueUser | None = None, user_fields: dict[str, Any] | None = None) -> str:
+               user: DueUser | None = None, user_fields: dict[str, Any] | None = None,
+               events: Sequence[Event] = ()) -> str:
         """Create the event's record and, in the same atomic write, update the user (guarded
-        by `user.update_time`); `APPLIED`, `DUPLICATE` or `CONFLICT`."""
+        by `user.update_time`) and stage the lifecycle `events`; `APPLIED`, `DUPLICATE` or
+        `CONFLICT`. The events are published only when it is `APPLIED`."""
         claim = uuid.uuid4().hex
         ref = self.records.document(record)
         batch = self.client.batch()
@@ -95,14 +101,18 @@ class SecurityEventStore:
         if user is not None and user_fields:
             option = self.client.write_option(last_update_time=user.update_time)
             batch.update(self.users.document(user.sub), user_fields, option=option)
+        staged = self.outbox.stage(batch, events, now) if self.outbox is not None else None
         try:
             batch.commit(retry=RETRY, timeout=TIMEOUT_SECONDS)
         except api_exceptions.AlreadyExists:
             existing = ref.get(retry=RETRY, timeout=TIMEOUT_SECONDS)
             mine = existing.exists and (existing.to_dict() or {}).get("claim") == claim
-            return APPLIED if mine else DUPLICATE
+            if not mine:
+                return DUPLICATE
         except (api_exceptions.FailedPrecondition, api_exceptions.NotFound):
             return CONFLICT
+        if staged is not None and self.outbox is not None:
+            self.outbox.sent(staged)
         return APPLIED
 
     @maps_firestore_errors

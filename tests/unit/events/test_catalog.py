@@ -77,3 +77,25 @@ def test_the_message_is_the_structured_json_with_content_type_and_type_attribute
     data, attributes = to_message(event)
     assert attributes == {"content-type": CONTENT_TYPE, "type": "com.example.app.user.needs_reauth"}
     assert json.loads(data) == event
+
+
+def test_security_events_name_the_change_by_its_record_and_only_some_are_published():
+    revoked = catalog.security_event("sub-1", "grant_revoked", {"reauth_reason": "revoked_at_google"},
+                                     record="r1", now=NOW)
+    assert [(e["type"], e["data"]) for e in revoked] == [
+        ("com.example.app.user.needs_reauth", {"reason": "revoked_at_google"})]
+    # The same record (a redelivery) is the same id; another record another.
+    assert catalog.security_event("sub-1", "grant_revoked", {"reauth_reason": "revoked_at_google"},
+                                  record="r1", now=NOW)[0]["id"] == revoked[0]["id"]
+    assert catalog.security_event("sub-1", "grant_revoked", {}, record="r2", now=NOW)[0]["id"] != revoked[0]["id"]
+    [suspended] = catalog.security_event(
+        "sub-1", "account_suspended",
+        {"status": "suspended", "suspension": {"reason": "account_disabled", "google_reason": None}},
+        record="r3", now=NOW)
+    assert (suspended["type"], suspended["data"]) == (
+        "com.example.app.user.suspended", {"reason": "account_disabled", "google_reason": None})
+    [restored] = catalog.security_event("sub-1", "account_restored", {"status": "needs_reauth"},
+                                        record="r4", now=NOW)
+    assert restored["data"] == {"status": "needs_reauth"}
+    for quiet in ("sessions_ended", "security_notice", "disconnect_requested", None):
+        assert catalog.security_event("sub-1", quiet, {}, record="r5", now=NOW) == []
