@@ -365,17 +365,16 @@ def _disconnect_request(request: flask.Request, timeout: float) -> tuple[str, st
     Raises:
         ClientError: 400 for anything else, 413 when too large.
     """
-    raw = _read_capped_body(request, timeout)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ClientError("The request body is too large.", code="payload_too_large", status=413)
     try:
-        document = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        document = None
-    sub = document.get("sub") if isinstance(document, dict) else None
+        document = _json_object(request, timeout)
+    except ClientError as exc:
+        if exc.status != 400:
+            raise
+        document = {}
+    sub = document.get("sub")
     if not isinstance(sub, str) or not _SUB.fullmatch(sub):
         raise ClientError("Send a JSON object with the user's 'sub'.")
-    requested_by = document.get("requested_by") if isinstance(document, dict) else None
+    requested_by = document.get("requested_by")
     if requested_by not in (None, lifecycle.REQUESTED_BY_USER, lifecycle.REQUESTED_BY_OPERATOR,
                             lifecycle.REQUESTED_BY_SECURITY_EVENT):
         raise ClientError("'requested_by' must be 'user', 'operator' or 'security_event'.")

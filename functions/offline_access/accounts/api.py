@@ -101,15 +101,21 @@ def _cookie(deps: AccountDependencies, state: CookieState) -> str:
     return deps.cookies.header(deps.sessions.seal(state), deps.cookies.max_age(state, now))
 
 
-def current_user(deps: AccountDependencies, state: CookieState) -> DueUser | None:
-    """The signed-in user's document, or None when the session is missing or no longer valid."""
+def session_user(accounts: AccountStore, state: CookieState) -> DueUser | None:
+    """The user a cookie signs in, or None when the session is missing or no longer valid (the
+    user is gone or disconnecting, or the session's generation was ended)."""
     if state.session is None:
         return None
-    user = deps.accounts.get(state.session.sub)
+    user = accounts.get(state.session.sub)
     if user is None or user.data.get("status") == STATUS_DISCONNECTING \
             or session_generation(user.data) != state.session.generation:
         return None
     return user
+
+
+def current_user(deps: AccountDependencies, state: CookieState) -> DueUser | None:
+    """The signed-in user's document, or None when the session is missing or no longer valid."""
+    return session_user(deps.accounts, state)
 
 
 def _signed_out(deps: AccountDependencies, state: CookieState) -> Answer:

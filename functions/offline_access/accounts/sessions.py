@@ -40,7 +40,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ClientError, Misconfigured
-from ..store.secrets import SecretSource
+from ..store.secrets import SecretSource, random_key
 
 COOKIE_NAME = "__session"
 COOKIE_PATH = "/api"
@@ -104,17 +104,8 @@ class CookieState:
 
 
 def parse_session_key(raw: bytes, version_name: str) -> bytes:
-    """A 32-byte AES key from a secret's payload: 32 random bytes, base64-encoded."""
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise Misconfigured(
-            f"Secret version {version_name} is not a session key: it must hold 32 random bytes, "
-            "base64-encoded (run `make rotate-session-key`)."
-        )
-    return key
+    """A 32-byte AES key from a secret's payload (`secrets.random_key`)."""
+    return random_key(raw, version_name, what="a session key", fix=" (run `make rotate-session-key`)")
 
 
 class SessionKeys:

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import Misconfigured, OfflineAccessError, SealError, SealingKeyGone, SecretVersionGone
-from .secrets import SecretSource
+from .secrets import SecretSource, random_key
 
 SEALED_V1 = 1  # AES-256-GCM: opened for migration, never written
 SEALED_V2 = 2  # HPKE
@@ -236,21 +236,8 @@ def parse_private_key(raw: bytes, version_name: str, key_id: str) -> PrivateKey:
 
 
 def parse_aes_key(raw: bytes, version_name: str) -> bytes:
-    """A legacy 32-byte AES key: 32 random bytes, base64-encoded, as the first releases wrote it.
-
-    Raises:
-        Misconfigured: anything else (a passphrase of 32 characters is not a key).
-    """
-    try:
-        key = base64.b64decode(raw.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise Misconfigured(
-            f"Secret version {version_name} is not a token-sealing key: it must hold 32 random "
-            "bytes, base64-encoded."
-        )
-    return key
+    """A legacy 32-byte AES key, as the first releases wrote it (`secrets.random_key`)."""
+    return random_key(raw, version_name, what="a token-sealing key")
 
 
 def key_id_of(sealed: Any) -> tuple[int, str] | None:

@@ -8,6 +8,8 @@ client at a local gRPC server over an insecure channel.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import threading
 from collections.abc import Mapping
@@ -25,6 +27,23 @@ from .cloud_retry import bounded_retry
 
 SECRET_MANAGER_EMULATOR_HOST = "SECRET_MANAGER_EMULATOR_HOST"
 _TIMEOUT_SECONDS = 5.0
+
+
+def random_key(raw: bytes, version_name: str, *, what: str, fix: str = "") -> bytes:
+    """A 32-byte key from a secret's payload: 32 random bytes, base64-encoded.
+
+    Raises:
+        Misconfigured: anything else (a passphrase of 32 characters is not a key); the message
+            names the version, what it should hold (`what`) and how to make one (`fix`).
+    """
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise Misconfigured(f"Secret version {version_name} is not {what}: it must hold 32 random "
+                            f"bytes, base64-encoded{fix}.")
+    return key
 
 
 def make_client(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..accounts.api import session_user
 from ..accounts.sessions import SessionCodec
 from ..dependencies import SharedDependencies
 from ..errors import ClientError
@@ -27,7 +28,6 @@ from ..googleapis.certificates import CertificateCache
 from ..offline.backoff import CALL_RETRIES, Backoff
 from ..scopes import normalize_scope
 from ..store.accounts import AccountStore
-from ..store.users import STATUS_DISCONNECTING, session_generation
 from .access_tokens import AccessTokens, RefreshStats
 from .callers import CallerVerifier
 
@@ -122,11 +122,8 @@ def session(deps: TokenApiDependencies, document: dict[str, Any]) -> Answer:
     state = deps.sessions.open(value.removeprefix("__session="))
     not_signed_in = ClientError("This is not a valid session: the user is not signed in.",
                                 code="not_signed_in", status=401)
-    if state.session is None:
-        raise not_signed_in
-    user = deps.accounts.get(state.session.sub)
-    if user is None or user.data.get("status") == STATUS_DISCONNECTING \
-            or session_generation(user.data) != state.session.generation:
+    user = session_user(deps.accounts, state)
+    if user is None:
         raise not_signed_in
     data = user.data
     return Answer({
