@@ -233,7 +233,7 @@ p50 {warm['latency_p50_ms']} ms, p99 {warm['latency_p99_ms']} ms ({warm['succeed
   function process CPU per exchange (incl. HTTP server): {warm['process_cpu_ms_per_exchange']} ms
   own CPU per exchange: p50 {own['cpu_ms_p50']} ms, p99 {own['cpu_ms_p99']} ms   (goal p50 <= 5 ms)
   Secret Manager accesses by the warm instance: {secret_accesses_warm_instance} \
-(client secret, public sealing key, log key: once each; goal 1 per secret per instance)
+(client secret, public sealing key, log key, session key: once each; goal 1 per secret per instance)
   certificate fetches by the warm instance: {cert_fetches}   (goal <= 1 per max-age window)
   cold start to first successful exchange: {cold['exchange_first_success_ms']} ms vs \
 minimal function {cold['minimal_first_response_ms']} ms = {cold['ratio']}x   (goal <= 1.3x)
