@@ -18,8 +18,9 @@
   var GOOGLE_ORIGIN = new URL(BASE).origin;
   var MESSAGE_TYPE = "local-google/code-response";
   var CLOSED_POLL_MS = 300;
-  // postMessage and the popup closing race; wait this long after "closed" for a late answer.
-  var CLOSED_GRACE_MS = 500;
+  // postMessage and the popup closing race: the answer crosses processes and can land after
+  // "closed" is seen, by more than half a second on a loaded machine. Wait this long for it.
+  var CLOSED_GRACE_MS = 1500;
   var ALIASES = {
     email: "https://www.googleapis.com/auth/userinfo.email",
     profile: "https://www.googleapis.com/auth/userinfo.profile"

@@ -193,9 +193,20 @@ def _stack_holder():
         holder["stack"].close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.browser_call_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def stack(function_env, google, google_server, _stack_holder, tmp_path_factory) -> BrowserStack:
-    """The running page and exchange function, with fresh Firestore and local Google state."""
+def stack(function_env, google, google_server, _stack_holder, tmp_path_factory, request):
+    """The running page and exchange function, with fresh Firestore and local Google state.
+
+    When the test fails, the functions' log lines written during it are printed, so the report
+    says what the server answered (the log never holds a secret)."""
     current = _stack_holder.get("stack")
     if current is None:
         current = BrowserStack.start(function_env, google_server,
@@ -208,7 +219,12 @@ def stack(function_env, google, google_server, _stack_holder, tmp_path_factory) 
     google.client(CLIENT_ID, javascript_origins=[PAGE_ORIGIN, current.page_url,
                                                  current.other_site.url])
     current.google = google
-    return current
+    logged_from = current.log_path.stat().st_size if current.log_path.exists() else 0
+    yield current
+    if getattr(request.node, "browser_call_failed", False) and current.log_path.exists():
+        with current.log_path.open(errors="replace") as log:
+            log.seek(logged_from)
+            print("The functions' log during this test:\n" + log.read()[-20_000:])
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,20 @@ def expect_signed_out(page: Page) -> None:
 
 
 def expect_signed_in(page: Page, email: str = ALICE) -> None:
-    expect(page.locator("#status-text")).to_have_text(f"You're signed in as {email}.")
+    try:
+        expect(page.locator("#status-text")).to_have_text(f"You're signed in as {email}.")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{page_alert(page)}") from None
     expect(page.locator("#account")).to_be_visible()
     expect(page.locator("#account-email")).to_have_text(email)
+
+
+def page_alert(page: Page) -> str:
+    """What the page says went wrong: the kind of failure and its alert, for a test's message."""
+    kind = page.locator("#card").get_attribute("data-error", timeout=1_000)
+    title = page.locator("#alert-title").text_content(timeout=1_000)
+    text = page.locator("#alert-text").text_content(timeout=1_000)
+    return f"the page's error: {kind!r}, alert: {title!r} {text!r}"
 
 
 def expect_error(page: Page, title: str) -> None:
