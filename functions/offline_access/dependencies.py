@@ -11,10 +11,9 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
-
 from .config import Config
 from .googleapis.endpoints import GoogleEndpoints
+from .googleapis.http_session import HttpClient
 from .store.refresh_token_ids import RefreshTokenIds
 from .store.sealing import TokenSealer
 from .store.secrets import SecretSource
@@ -29,7 +28,7 @@ def utcnow() -> dt.datetime:
 
 @dataclass(kw_only=True)
 class SharedDependencies:
-    """Configuration, Google's endpoints, secrets, the sealer, one HTTP session, the user store,
+    """Configuration, Google's endpoints, secrets, the sealer, one pooled HTTP client, the user store,
     the logs' user references (`user_refs.ref(sub)`, never the `sub` itself), and the stored
     refresh tokens' keyed identifiers (`token_ids`; None without `REFRESH_TOKEN_ID_KEY_VERSION`)."""
 
@@ -37,7 +36,7 @@ class SharedDependencies:
     endpoints: GoogleEndpoints
     secrets: SecretSource
     sealer: TokenSealer
-    session: requests.Session
+    http: HttpClient
     store: UserStore
     user_refs: UserRefs
     now: Callable[[], dt.datetime] = utcnow

@@ -30,7 +30,7 @@ from .events.outbox import Outbox
 from .events.publisher import EventPublisher
 from .googleapis.certificates import CertificateCache
 from .googleapis.endpoints import GoogleEndpoints
-from .googleapis.http_session import make_session
+from .googleapis.http_session import make_http
 from .messaging.publisher import Publisher
 from .offline import tasks as offline_tasks
 from .offline.context import JobDependencies
@@ -65,7 +65,7 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
         endpoints=GoogleEndpoints.from_env(environ),
         secrets=secrets,
         sealer=TokenSealer(SealingKeys(secrets, config.sealing_public_key_version)),
-        session=make_session(pool_size=pool_size, environ=environ),
+        http=make_http(pool_size=pool_size, environ=environ),
         store=user_store.UserStore(client, config.users_collection, build_outbox(client, config)),
         user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
         token_ids=RefreshTokenIds(lambda: secrets.get(token_id_key)) if token_id_key else None,
@@ -150,7 +150,7 @@ def build_exchange_dependencies(environ: Mapping[str, str] = os.environ) -> Exch
     """
     shared = _public_shared(environ)
     config = shared.config
-    certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
+    certificates = CertificateCache(shared.http, shared.endpoints.certs_pem)
     sessions, cookies = build_sessions(shared)
     prefetch = ColdStartPrefetch(
         secrets=shared.secrets,
@@ -209,7 +209,7 @@ def build_account_dependencies(environ: Mapping[str, str] = os.environ) -> Accou
         raise Misconfigured("Set DISCONNECT_FUNCTION_URL to the URL of the disconnect_user function.")
     sessions, cookies = build_sessions(shared)
     # Room for the callee's revoke call to Google and its deletes, within Hosting's 60 s.
-    caller = DisconnectCaller(config.disconnect_function_url, shared.session,
+    caller = DisconnectCaller(config.disconnect_function_url, shared.http,
                               timeout=2 * config.http_timeout_seconds + 5)
     return _extend(AccountDependencies, shared, sessions=sessions, cookies=cookies,
                    disconnect_caller=caller)
@@ -240,10 +240,10 @@ def build_risc_dependencies(environ: Mapping[str, str] = os.environ) -> RiscDepe
     """
     config = Config.from_env(environ)
     shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
-    verifier = SetVerifier(shared.session, shared.endpoints.risc_configuration, config.risc_audiences,
+    verifier = SetVerifier(shared.http, shared.endpoints.risc_configuration, config.risc_audiences,
                            timeout=min(config.http_timeout_seconds, 5.0))
     # Answer Google soon: the call's own work (revoke, delete) goes on, or the job finishes it.
-    caller = (DisconnectCaller(config.disconnect_function_url, shared.session,
+    caller = (DisconnectCaller(config.disconnect_function_url, shared.http,
                                timeout=config.http_timeout_seconds)
               if config.disconnect_function_url else None)
     return _extend(RiscDependencies, shared, verifier=verifier, disconnect_caller=caller)
@@ -269,7 +269,7 @@ def build_token_api_dependencies(
     shared = build_shared(environ, config, pool_size=EXCHANGE_POOL_SIZE)
     shared.sealer = opening_sealer(shared.secrets, config)
     sessions, _ = build_sessions(shared)
-    certificates = CertificateCache(shared.session, shared.endpoints.certs_pem)
+    certificates = CertificateCache(shared.http, shared.endpoints.certs_pem)
     callers = CallerVerifier(certificates, audiences=config.token_api_audiences,
                              allowed=config.token_api_allowed_callers)
     return _extend(TokenApiDependencies, shared, certificates=certificates, callers=callers,

@@ -19,10 +19,10 @@ import threading
 from typing import Any
 
 import google.auth.exceptions
-import requests
-from google.auth.transport.requests import Request
+from google.auth.transport.urllib3 import Request
 from google.oauth2 import id_token
 
+from ..googleapis.http_session import HttpClient, TransportError
 from ..structured_log import emit
 from .lifecycle import DisconnectResult
 
@@ -30,16 +30,16 @@ from .lifecycle import DisconnectResult
 class DisconnectCaller:
     """Calls `disconnect_user` at `url` as this function's service account."""
 
-    def __init__(self, url: str, session: requests.Session, timeout: float) -> None:
+    def __init__(self, url: str, http: HttpClient, timeout: float) -> None:
         self.url = url
-        self._session = session
+        self._http = http
         self._timeout = timeout
         self._credentials: Any = None
         self._lock = threading.Lock()
 
     def _token(self) -> str:
         with self._lock:
-            request = Request(self._session)
+            request = Request(self._http.pool)  # type: ignore[no-untyped-call]
             if self._credentials is None:
                 self._credentials = id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
                     self.url, request=request)
@@ -50,11 +50,11 @@ class DisconnectCaller:
     def request(self, sub: str, requested_by: str) -> DisconnectResult | None:
         """Ask for the disconnect to be finished now; its result, or None if the call failed."""
         try:
-            response = self._session.post(
+            response = self._http.post(
                 self.url, json={"sub": sub, "requested_by": requested_by},
                 headers={"Authorization": f"Bearer {self._token()}"}, timeout=self._timeout)
             body = response.json()
-        except (requests.RequestException, ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+        except (TransportError, ValueError, google.auth.exceptions.GoogleAuthError) as exc:
             emit("WARNING", "disconnect_user could not be called; the next job run finishes it",
                  event="disconnect_call_failed", exception_type=type(exc).__name__)
             return None

@@ -145,7 +145,7 @@ def _revoke(deps: SharedDependencies, user: DueUser) -> str:
         except (SealError, UnreadableToken):
             unreadable = True
             continue
-        return revoke_token(deps.session, deps.endpoints.revoke, token,
+        return revoke_token(deps.http, deps.endpoints.revoke, token,
                             timeout=deps.config.http_timeout_seconds)
     return UNREADABLE_TOKEN if unreadable else NO_TOKEN
 

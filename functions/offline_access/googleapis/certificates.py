@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import Unavailable
+from .http_session import HttpClient, TransportError
 
 DEFAULT_MAX_AGE_SECONDS = 300
 MIN_REFETCH_INTERVAL_SECONDS = 1.0
@@ -57,7 +57,7 @@ class CachedDocument(Generic[V]):
 
     def __init__(
         self,
-        session: requests.Session,
+        http: HttpClient,
         url: str,
         parse: Callable[[Any], dict[str, V]],
         *,
@@ -67,7 +67,7 @@ class CachedDocument(Generic[V]):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._session = session
+        self._http = http
         self.url = url
         self._parse = parse
         self._dependency = dependency
@@ -87,8 +87,8 @@ class CachedDocument(Generic[V]):
     def _fetch(self) -> None:
         started = self._clock()
         try:
-            response = self._session.get(self.url, timeout=self._timeout)
-        except requests.RequestException:
+            response = self._http.get(self.url, timeout=self._timeout)
+        except TransportError:
             response = None
         if response is None or response.status_code != 200:
             raise self._unavailable("are unavailable")
@@ -140,8 +140,8 @@ def parse_pem_certificates(document: Any) -> dict[str, str]:
 class CertificateCache(CachedDocument[str]):
     """Google's `{kid: PEM}` certificates, refreshed as their Cache-Control allows."""
 
-    def __init__(self, session: requests.Session, certs_url: str, **kwargs: Any) -> None:
-        super().__init__(session, certs_url, parse_pem_certificates, **kwargs)
+    def __init__(self, http: HttpClient, certs_url: str, **kwargs: Any) -> None:
+        super().__init__(http, certs_url, parse_pem_certificates, **kwargs)
 
     def certs_for(self, kid: str | None) -> dict[str, str]:
         """The current certificates; refetched when stale, or when `kid` is unknown.
@@ -187,9 +187,9 @@ def parse_jwks(document: Any) -> dict[str, rsa.RSAPublicKey]:
 class JwksCache(CachedDocument[rsa.RSAPublicKey]):
     """A JWKS's RSA signing keys by `kid`, refreshed as its Cache-Control allows."""
 
-    def __init__(self, session: requests.Session, jwks_uri: str, **kwargs: Any) -> None:
+    def __init__(self, http: HttpClient, jwks_uri: str, **kwargs: Any) -> None:
         kwargs.setdefault("describes", "security event signing keys")
-        super().__init__(session, jwks_uri, parse_jwks, **kwargs)
+        super().__init__(http, jwks_uri, parse_jwks, **kwargs)
 
 
 def parse_risc_configuration(document: Any) -> dict[str, str]:
@@ -203,7 +203,7 @@ def parse_risc_configuration(document: Any) -> dict[str, str]:
     return {"issuer": issuer, "jwks_uri": jwks_uri}
 
 
-def risc_configuration(session: requests.Session, url: str, **kwargs: Any) -> CachedDocument[str]:
+def risc_configuration(http: HttpClient, url: str, **kwargs: Any) -> CachedDocument[str]:
     """Google's RISC configuration document (`issuer`, `jwks_uri`), kept per Cache-Control."""
-    return CachedDocument(session, url, parse_risc_configuration, dependency="risc_configuration",
+    return CachedDocument(http, url, parse_risc_configuration, dependency="risc_configuration",
                           describes="Cross-Account Protection settings", **kwargs)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from ..errors import (
     CodeRejected,
     GoogleUnavailable,
@@ -26,7 +24,7 @@ from ..errors import (
     Unavailable,
     UpstreamInvalid,
 )
-from .http_session import never_sent, parse_retry_after
+from .http_session import HttpClient, HttpResponse, TransportError, parse_retry_after
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class TokenResponse:
         )
 
 
-def _json(response: requests.Response) -> dict[str, Any] | None:
+def _json(response: HttpResponse) -> dict[str, Any] | None:
     try:
         document = response.json()
     except ValueError:
@@ -56,7 +54,7 @@ def _json(response: requests.Response) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _parse_success(response: requests.Response, *, need_id_token: bool) -> TokenResponse:
+def _parse_success(response: HttpResponse, *, need_id_token: bool) -> TokenResponse:
     document = _json(response)
     if document is None:
         raise UpstreamInvalid("Google's token endpoint answered with something other than JSON.")
@@ -86,7 +84,7 @@ def _parse_success(response: requests.Response, *, need_id_token: bool) -> Token
     )
 
 
-def _error_of(response: requests.Response) -> tuple[str, str, str]:
+def _error_of(response: HttpResponse) -> tuple[str, str, str]:
     document = _json(response) or {}
     error = document.get("error")
     description = document.get("error_description")
@@ -98,7 +96,7 @@ def _error_of(response: requests.Response) -> tuple[str, str, str]:
     )
 
 
-def _unavailable(response: requests.Response | None = None) -> Unavailable:
+def _unavailable(response: HttpResponse | None = None) -> Unavailable:
     retry_after = None
     if response is not None:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -122,7 +120,7 @@ def _client_misconfigured(error: str) -> Misconfigured:
 
 
 def exchange_code(
-    session: requests.Session,
+    http: HttpClient,
     token_url: str,
     *,
     client_id: str,
@@ -149,11 +147,11 @@ def exchange_code(
     response = None
     for attempt in (1, 2):
         try:
-            response = session.post(token_url, data=form, timeout=timeout)
+            response = http.post(token_url, data=form, timeout=timeout)
             break
-        except requests.RequestException as exc:
+        except TransportError as exc:
             # A second attempt only when the first certainly never reached Google.
-            if attempt == 1 and never_sent(exc):
+            if attempt == 1 and exc.never_sent:
                 continue
             raise _unavailable() from None
     assert response is not None
@@ -175,7 +173,7 @@ def exchange_code(
 
 
 def refresh_access_token(
-    session: requests.Session,
+    http: HttpClient,
     token_url: str,
     *,
     client_id: str,
@@ -206,9 +204,9 @@ def refresh_access_token(
     if scopes:
         form["scope"] = " ".join(scopes)
     try:
-        response = session.post(token_url, data=form, timeout=timeout)
-    except requests.RequestException as exc:
-        raise GoogleUnavailable(f"Google's token endpoint did not answer ({type(exc).__name__}).") from None
+        response = http.post(token_url, data=form, timeout=timeout)
+    except TransportError as exc:
+        raise GoogleUnavailable(f"Google's token endpoint did not answer ({exc}).") from None
     if response.status_code == 200:
         return _parse_success(response, need_id_token=False)
     if response.status_code == 429 or response.status_code >= 500:
@@ -232,15 +230,15 @@ REVOKED = "revoked"
 ALREADY_REVOKED = "already_revoked"
 
 
-def revoke(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> bool:
+def revoke(http: HttpClient, revoke_url: str, token: str, *, timeout: float) -> bool:
     """Revoke a token and its whole grant, best effort. True when Google confirmed it."""
     try:
-        return revoke_token(session, revoke_url, token, timeout=timeout) == REVOKED
+        return revoke_token(http, revoke_url, token, timeout=timeout) == REVOKED
     except (GoogleUnavailable, UpstreamInvalid):
         return False
 
 
-def revoke_token(session: requests.Session, revoke_url: str, token: str, *, timeout: float) -> str:
+def revoke_token(http: HttpClient, revoke_url: str, token: str, *, timeout: float) -> str:
     """Revoke a token and its whole grant, and say how it went: `REVOKED`, or `ALREADY_REVOKED`
     when Google answers `400 invalid_token` (the token, and so the grant, is already gone).
 
@@ -249,14 +247,14 @@ def revoke_token(session: requests.Session, revoke_url: str, token: str, *, time
         UpstreamInvalid: any other refusal (the grant may still exist).
     """
     try:
-        response = session.post(
+        response = http.post(
             revoke_url,
             data={"token": token},
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=timeout,
         )
-    except requests.RequestException as exc:
-        raise GoogleUnavailable(f"Google's revoke endpoint did not answer ({type(exc).__name__}).") from None
+    except TransportError as exc:
+        raise GoogleUnavailable(f"Google's revoke endpoint did not answer ({exc}).") from None
     if response.status_code == 200:
         return REVOKED
     if response.status_code == 429 or response.status_code >= 500:

@@ -4,19 +4,17 @@
   `Retrier`, never past the run's deadline; each call's timeout is cut to what is left of it;
 - on a 401, refreshes once and retries once: a second 401 is the task's failure, never a loop.
 
-It is plain `requests` over the instance's pooled session: one connection pool shared by every
-user and thread, instead of a new `AuthorizedSession` (and pool) per user.
+It goes through the instance's pooled client: one connection pool shared by every user and
+thread, instead of a new `AuthorizedSession` (and pool) per user.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from ..errors import ApiRefused, GoogleUnavailable
 from ..googleapis.endpoints import GoogleEndpoints
-from ..googleapis.http_session import never_sent, parse_retry_after
+from ..googleapis.http_session import HttpClient, HttpResponse, TransportError, parse_retry_after
 from .backoff import Retrier
 from .tokens import UserTokens
 
@@ -26,7 +24,7 @@ _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
-def _google_reason(response: requests.Response) -> str:
+def _google_reason(response: HttpResponse) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -57,7 +55,7 @@ class ApiSession:
 
     def __init__(
         self,
-        http: requests.Session,
+        http: HttpClient,
         tokens: UserTokens,
         retrier: Retrier,
         endpoints: GoogleEndpoints,
@@ -79,7 +77,7 @@ class ApiSession:
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         """Send one API request with the user's bearer token; retries as the module says.
 
         Returns the final response, whatever its status (after at most one forced refresh on
@@ -94,7 +92,7 @@ class ApiSession:
         while True:
             token = self._tokens.access_token()
 
-            def send(token: str = token) -> requests.Response:
+            def send(token: str = token) -> HttpResponse:
                 return self._send(method, url, token, params, json, headers)
 
             response = self._retrier.call(send)
@@ -114,7 +112,7 @@ class ApiSession:
         params: dict[str, Any] | None,
         json: Any,
         headers: dict[str, str] | None,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         all_headers = {"Authorization": f"Bearer {token}"}
         if headers:
             all_headers.update(headers)
@@ -124,13 +122,13 @@ class ApiSession:
                 method, url, params=params, json=json, headers=all_headers,
                 timeout=self._retrier.timeout(self._timeout),
             )
-        except requests.RequestException as exc:
-            if method in _IDEMPOTENT or never_sent(exc):
+        except TransportError as exc:
+            if method in _IDEMPOTENT or exc.never_sent:
                 raise GoogleUnavailable(
-                    f"A Google API did not answer ({type(exc).__name__})."
+                    f"A Google API did not answer ({exc})."
                 ) from None
             # It may have reached Google: repeating a non-idempotent call could repeat its effect.
-            raise ApiRefused(0, f"no_answer_{type(exc).__name__}") from None
+            raise ApiRefused(0, f"no_answer_{exc}") from None
         status = response.status_code
         if status in _RETRYABLE_STATUS or (
             status == 403 and _google_reason(response) in _RATE_LIMIT_REASONS

@@ -125,7 +125,7 @@ def _work(
 
     def refresh(refresh_token: str, scopes: tuple[str, ...] | None) -> TokenResponse:
         return refresh_access_token(
-            deps.session, deps.endpoints.token, client_id=config.client_id,
+            deps.http, deps.endpoints.token, client_id=config.client_id,
             client_secret=run.client_secret, refresh_token=refresh_token, scopes=scopes,
             timeout=retrier.timeout(config.http_timeout_seconds),
         )
@@ -146,7 +146,7 @@ def _work(
         # Every run uses the refresh token unless the cached access token is still good, which
         # keeps the grant far from Google's 6-month idle limit and finds dead grants early.
         tokens.access_token()
-        api = ApiSession(deps.session, tokens, retrier, deps.endpoints, config.http_timeout_seconds)
+        api = ApiSession(deps.http, tokens, retrier, deps.endpoints, config.http_timeout_seconds)
         results, profile = run_tasks(deps.tasks, api, user, tokens.granted_scopes)
         attempt = Attempt(tasks=results, profile=profile, refreshed=tokens.refreshed,
                           resealed=tokens.resealed())

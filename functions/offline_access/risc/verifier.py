@@ -30,13 +30,13 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from ..errors import SecurityEventRejected
 from ..googleapis.certificates import CachedDocument, JwksCache, risc_configuration
+from ..googleapis.http_session import HttpClient
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")
 MAX_JTI_CHARS = 256
@@ -105,16 +105,16 @@ class SetVerifier:
     """Verifies security event tokens against Google's RISC configuration and keys.
 
     Args:
-        session: the instance's pooled HTTP session.
+        http: the instance's pooled HTTP client.
         configuration_url: Google's RISC configuration (`GoogleEndpoints.risc_configuration`).
         audiences: the client ids a token may be addressed to.
     """
 
-    def __init__(self, session: requests.Session, configuration_url: str,
+    def __init__(self, http: HttpClient, configuration_url: str,
                  audiences: tuple[str, ...], *, timeout: float = 5.0) -> None:
-        self._session = session
+        self._http = http
         self._timeout = timeout
-        self.configuration: CachedDocument[str] = risc_configuration(session, configuration_url,
+        self.configuration: CachedDocument[str] = risc_configuration(http, configuration_url,
                                                                      timeout=timeout)
         self.audiences = audiences
         self._keys: dict[str, JwksCache] = {}
@@ -125,7 +125,7 @@ class SetVerifier:
         with self._lock:
             cache = self._keys.get(jwks_uri)
             if cache is None:
-                cache = self._keys[jwks_uri] = JwksCache(self._session, jwks_uri,
+                cache = self._keys[jwks_uri] = JwksCache(self._http, jwks_uri,
                                                          timeout=self._timeout)
             return cache
 

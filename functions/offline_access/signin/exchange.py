@@ -80,7 +80,7 @@ def complete_sign_in(request: SignInRequest, deps: ExchangeDependencies) -> Sign
     deps.prefetch.start()
     client_secret = deps.prefetch.client_secret()
     tokens = exchange_code(
-        deps.session,
+        deps.http,
         deps.endpoints.token,
         client_id=config.client_id,
         client_secret=client_secret,
@@ -106,7 +106,7 @@ def _revoke_new_grant(tokens: TokenResponse, deps: ExchangeDependencies) -> bool
     if tokens.refresh_token is None:
         return False
     return revoke(
-        deps.session,
+        deps.http,
         deps.endpoints.revoke,
         tokens.refresh_token,
         timeout=deps.config.http_timeout_seconds,

@@ -230,7 +230,7 @@ class AccessTokens:
 
             def refresh(refresh_token: str, scopes: tuple[str, ...] | None) -> TokenResponse:
                 return refresh_access_token(
-                    deps.session, deps.endpoints.token, client_id=config.client_id,
+                    deps.http, deps.endpoints.token, client_id=config.client_id,
                     client_secret=client_secret, refresh_token=refresh_token, scopes=scopes,
                     timeout=retrier.timeout(config.http_timeout_seconds))
 

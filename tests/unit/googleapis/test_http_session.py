@@ -1,6 +1,10 @@
-"""The pooled session, and Retry-After parsing (property-tested)."""
+"""The pooled HTTP client, and Retry-After parsing (property-tested)."""
 
 import email.utils
+import socket
+
+import certifi
+import urllib3
 
 import pytest
 from hypothesis import given
@@ -9,7 +13,8 @@ from hypothesis import strategies as st
 from offline_access.googleapis.http_session import (
     RETRY_AFTER_MAX_SECONDS,
     RETRY_AFTER_MIN_SECONDS,
-    make_session,
+    TransportError,
+    make_http,
     parse_retry_after,
 )
 
@@ -34,26 +39,34 @@ class TestRetryAfter:
         assert result is None or RETRY_AFTER_MIN_SECONDS <= result <= RETRY_AFTER_MAX_SECONDS
 
 
-class TestHttpSession:
-    def test_ca_bundle_is_read_once_when_no_proxy_is_set(self):
-        session = make_session(environ={"REQUESTS_CA_BUNDLE": "/etc/ssl/bundle.pem"})
-        assert session.trust_env is False and session.verify == "/etc/ssl/bundle.pem"
+class TestHttpClient:
+    def test_a_ca_bundle_from_the_environment_replaces_certifis(self):
+        assert make_http(environ={"REQUESTS_CA_BUNDLE": "/etc/ssl/bundle.pem"}).ca_certs == \
+            "/etc/ssl/bundle.pem"
+        assert make_http(environ={}).ca_certs == certifi.where()
 
-    def test_proxies_keep_requests_environment_handling(self):
-        session = make_session(environ={"https_proxy": "http://proxy.internal:3128"})
-        assert session.trust_env is True and session.verify is True
+    def test_proxies_are_used_unless_no_proxy_names_the_host(self):
+        http = make_http(environ={"https_proxy": "http://proxy.internal:3128",
+                                  "NO_PROXY": "metadata.google.internal"})
+        assert isinstance(http.manager_for("https://oauth2.googleapis.com/token"), urllib3.ProxyManager)
+        assert http.manager_for("https://metadata.google.internal/x") is http.pool
+        assert http.manager_for("http://oauth2.googleapis.com/token") is http.pool  # no http_proxy
 
     def test_pool_fits_the_concurrency(self):
-        adapter = make_session(pool_size=48, environ={}).get_adapter("https://oauth2.googleapis.com")
-        assert adapter._pool_maxsize == 48
+        assert make_http(pool_size=48, environ={}).pool.connection_pool_kw["maxsize"] == 48
+
+    def test_no_answer_is_a_transport_error_that_says_whether_it_was_sent(self):
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]  # closed: nothing listens there
+        with pytest.raises(TransportError) as refused:
+            make_http(environ={}).get(f"http://127.0.0.1:{port}/", timeout=2)
+        assert refused.value.never_sent and str(refused.value) == "NewConnectionError"
 
 
-
-def test_the_shared_session_keeps_no_cookie_between_users():
+def test_the_shared_client_keeps_no_cookie_between_users():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from offline_access.googleapis.http_session import make_session
 
     received = []
 
@@ -70,11 +83,10 @@ def test_the_shared_session_keeps_no_cookie_between_users():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsACookie)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    session = make_session(environ={})
+    http = make_http(environ={})
     try:
         for _ in range(2):
-            session.get(f"http://127.0.0.1:{server.server_port}/", timeout=5)
+            http.get(f"http://127.0.0.1:{server.server_port}/", timeout=5)
     finally:
         server.shutdown()
     assert received == [None, None]
-    assert len(session.cookies) == 0
