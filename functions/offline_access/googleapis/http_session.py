@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import os
+import ssl
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -71,9 +72,12 @@ class HttpClient:
     def __init__(self, pool_size: int = 16, environ: Mapping[str, str] = os.environ) -> None:
         self.ca_certs = next((environ[n] for n in _CA_BUNDLE_VARIABLES if environ.get(n)),
                              certifi.where())
+        # One context with the CA bundle loaded once: given `ca_certs` instead, urllib3 would
+        # parse the bundle again for every new TLS connection. It checks hostnames.
+        self.ssl_context = ssl.create_default_context(cafile=self.ca_certs)
         options: dict[str, Any] = {
             "num_pools": 8, "maxsize": max(pool_size, 1), "retries": False,
-            "headers": {"User-Agent": USER_AGENT}, "ca_certs": self.ca_certs,
+            "headers": {"User-Agent": USER_AGENT}, "ssl_context": self.ssl_context,
             "cert_reqs": "CERT_REQUIRED"}
         self.pool = urllib3.PoolManager(**options)
         lowered = {name.lower(): value for name, value in environ.items()}

@@ -2,11 +2,12 @@
 
 import email.utils
 import socket
+import ssl
+from pathlib import Path
 
 import certifi
-import urllib3
-
 import pytest
+import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,10 +41,18 @@ class TestRetryAfter:
 
 
 class TestHttpClient:
-    def test_a_ca_bundle_from_the_environment_replaces_certifis(self):
-        assert make_http(environ={"REQUESTS_CA_BUNDLE": "/etc/ssl/bundle.pem"}).ca_certs == \
-            "/etc/ssl/bundle.pem"
+    def test_a_ca_bundle_from_the_environment_replaces_certifis(self, tmp_path):
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_bytes(Path(certifi.where()).read_bytes().split(b"\n\n")[-1])  # one CA
+        assert make_http(environ={"REQUESTS_CA_BUNDLE": str(bundle)}).ca_certs == str(bundle)
         assert make_http(environ={}).ca_certs == certifi.where()
+
+    def test_the_bundle_is_loaded_once_into_one_context_that_checks_hostnames(self):
+        http = make_http(environ={})
+        context = http.pool.connection_pool_kw["ssl_context"]
+        assert context is http.ssl_context and "ca_certs" not in http.pool.connection_pool_kw
+        assert context.cert_store_stats()["x509_ca"] > 100  # certifi's roots
+        assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
 
     def test_proxies_are_used_unless_no_proxy_names_the_host(self):
         http = make_http(environ={"https_proxy": "http://proxy.internal:3128",
