@@ -110,17 +110,22 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: float,
     ) -> HttpResponse:
-        """Send one request: `data` as a form, or `json` as JSON. Raises `TransportError`."""
+        """Send one request: `data` as a form, or `json` as JSON. Raises `TransportError`.
+
+        As with `requests`, a `params` or `data` entry whose value is None is left out.
+        """
         all_headers = dict(headers or {})
         body: bytes | None = None
         if data is not None:
-            body = urlencode(data).encode()
+            body = urlencode(_present(data)).encode()
             all_headers.setdefault("Content-Type", _FORM)
         elif json is not None:
             body = jsonlib.dumps(json).encode()
             all_headers.setdefault("Content-Type", "application/json")
         if params:
-            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
+            query = urlencode(_present(params), doseq=True)
+            if query:
+                url = f"{url}{'&' if '?' in url else '?'}{query}"
         try:
             answer = self.manager_for(url).request(
                 method, url, body=body, headers=all_headers or None,
@@ -134,6 +139,10 @@ class HttpClient:
 
     def post(self, url: str, **kwargs: Any) -> HttpResponse:
         return self.request("POST", url, **kwargs)
+
+
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def make_http(pool_size: int = 16, environ: Mapping[str, str] = os.environ) -> HttpClient:

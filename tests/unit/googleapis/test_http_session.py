@@ -99,3 +99,33 @@ def test_the_shared_client_keeps_no_cookie_between_users():
     finally:
         server.shutdown()
     assert received == [None, None]
+
+
+def test_query_and_form_values_are_encoded_and_none_is_left_out():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            seen.append((self.path, self.headers.get("Content-Type"), self.rfile.read(length)))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = make_http(environ={}).post(
+            f"http://127.0.0.1:{server.server_port}/t?a=1", params={"q": "x y", "skip": None},
+            data={"token": "1//a+b", "none": None}, timeout=5)
+    finally:
+        server.shutdown()
+    assert answer.status_code == 200 and answer.json() == {}
+    assert seen == [("/t?a=1&q=x+y", "application/x-www-form-urlencoded", b"token=1%2F%2Fa%2Bb")]
