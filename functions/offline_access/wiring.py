@@ -30,7 +30,7 @@ from .events.outbox import Outbox
 from .events.publisher import EventPublisher
 from .googleapis.certificates import CertificateCache
 from .googleapis.endpoints import GoogleEndpoints
-from .googleapis.http_session import make_http
+from .googleapis.http_session import HttpClient
 from .messaging.publisher import Publisher
 from .offline import tasks as offline_tasks
 from .offline.context import JobDependencies
@@ -65,7 +65,7 @@ def build_shared(environ: Mapping[str, str], config: Config, *, pool_size: int) 
         endpoints=GoogleEndpoints.from_env(environ),
         secrets=secrets,
         sealer=TokenSealer(SealingKeys(secrets, config.sealing_public_key_version)),
-        http=make_http(pool_size=pool_size, environ=environ),
+        http=HttpClient(pool_size=pool_size, environ=environ),
         store=user_store.UserStore(client, config.users_collection, build_outbox(client, config)),
         user_refs=UserRefs(lambda: secrets.get(config.log_key_version).data),
         token_ids=RefreshTokenIds(lambda: secrets.get(token_id_key)) if token_id_key else None,

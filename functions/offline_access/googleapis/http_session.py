@@ -81,11 +81,9 @@ class HttpClient:
             "cert_reqs": "CERT_REQUIRED"}
         self.pool = urllib3.PoolManager(**options)
         lowered = {name.lower(): value for name, value in environ.items()}
-        self._proxies = {scheme: lowered[f"{scheme}_proxy"] for scheme in ("http", "https")
-                         if lowered.get(f"{scheme}_proxy")}
         self._no_proxy = lowered.get("no_proxy", "")
-        self._via_proxy = {scheme: urllib3.ProxyManager(url, **options)
-                           for scheme, url in self._proxies.items()}
+        self._via_proxy = {scheme: urllib3.ProxyManager(lowered[f"{scheme}_proxy"], **options)
+                           for scheme in ("http", "https") if lowered.get(f"{scheme}_proxy")}
 
     def manager_for(self, url: str) -> urllib3.PoolManager:
         """The pool a request to `url` goes through: a proxy's, or the direct one."""
@@ -143,11 +141,6 @@ class HttpClient:
 
 def _present(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
-
-
-def make_http(pool_size: int = 16, environ: Mapping[str, str] = os.environ) -> HttpClient:
-    """The instance's client, its pool sized for `pool_size` concurrent requests per host."""
-    return HttpClient(pool_size, environ)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

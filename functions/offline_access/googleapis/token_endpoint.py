@@ -247,12 +247,7 @@ def revoke_token(http: HttpClient, revoke_url: str, token: str, *, timeout: floa
         UpstreamInvalid: any other refusal (the grant may still exist).
     """
     try:
-        response = http.post(
-            revoke_url,
-            data={"token": token},
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            timeout=timeout,
-        )
+        response = http.post(revoke_url, data={"token": token}, timeout=timeout)
     except TransportError as exc:
         raise GoogleUnavailable(f"Google's revoke endpoint did not answer ({exc}).") from None
     if response.status_code == 200:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from offline_access.googleapis.http_session import (
     RETRY_AFTER_MAX_SECONDS,
     RETRY_AFTER_MIN_SECONDS,
+    HttpClient,
     TransportError,
-    make_http,
     parse_retry_after,
 )
 
@@ -44,32 +44,32 @@ class TestHttpClient:
     def test_a_ca_bundle_from_the_environment_replaces_certifis(self, tmp_path):
         bundle = tmp_path / "bundle.pem"
         bundle.write_bytes(Path(certifi.where()).read_bytes().split(b"\n\n")[-1])  # one CA
-        assert make_http(environ={"REQUESTS_CA_BUNDLE": str(bundle)}).ca_certs == str(bundle)
-        assert make_http(environ={}).ca_certs == certifi.where()
+        assert HttpClient(environ={"REQUESTS_CA_BUNDLE": str(bundle)}).ca_certs == str(bundle)
+        assert HttpClient(environ={}).ca_certs == certifi.where()
 
     def test_the_bundle_is_loaded_once_into_one_context_that_checks_hostnames(self):
-        http = make_http(environ={})
+        http = HttpClient(environ={})
         context = http.pool.connection_pool_kw["ssl_context"]
         assert context is http.ssl_context and "ca_certs" not in http.pool.connection_pool_kw
         assert context.cert_store_stats()["x509_ca"] > 100  # certifi's roots
         assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
 
     def test_proxies_are_used_unless_no_proxy_names_the_host(self):
-        http = make_http(environ={"https_proxy": "http://proxy.internal:3128",
+        http = HttpClient(environ={"https_proxy": "http://proxy.internal:3128",
                                   "NO_PROXY": "metadata.google.internal"})
         assert isinstance(http.manager_for("https://oauth2.googleapis.com/token"), urllib3.ProxyManager)
         assert http.manager_for("https://metadata.google.internal/x") is http.pool
         assert http.manager_for("http://oauth2.googleapis.com/token") is http.pool  # no http_proxy
 
     def test_pool_fits_the_concurrency(self):
-        assert make_http(pool_size=48, environ={}).pool.connection_pool_kw["maxsize"] == 48
+        assert HttpClient(pool_size=48, environ={}).pool.connection_pool_kw["maxsize"] == 48
 
     def test_no_answer_is_a_transport_error_that_says_whether_it_was_sent(self):
         with socket.socket() as unused:
             unused.bind(("127.0.0.1", 0))
             port = unused.getsockname()[1]  # closed: nothing listens there
         with pytest.raises(TransportError) as refused:
-            make_http(environ={}).get(f"http://127.0.0.1:{port}/", timeout=2)
+            HttpClient(environ={}).get(f"http://127.0.0.1:{port}/", timeout=2)
         assert refused.value.never_sent and str(refused.value) == "NewConnectionError"
 
 
@@ -92,7 +92,7 @@ def test_the_shared_client_keeps_no_cookie_between_users():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsACookie)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    http = make_http(environ={})
+    http = HttpClient(environ={})
     try:
         for _ in range(2):
             http.get(f"http://127.0.0.1:{server.server_port}/", timeout=5)
@@ -122,7 +122,7 @@ def test_query_and_form_values_are_encoded_and_none_is_left_out():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        answer = make_http(environ={}).post(
+        answer = HttpClient(environ={}).post(
             f"http://127.0.0.1:{server.server_port}/t?a=1", params={"q": "x y", "skip": None},
             data={"token": "1//a+b", "none": None}, timeout=5)
     finally:
