@@ -19,10 +19,9 @@ import threading
 from typing import Any
 
 import google.auth.exceptions
-from google.auth.transport.urllib3 import Request
 from google.oauth2 import id_token
 
-from ..googleapis.http_session import HttpClient, TransportError
+from ..googleapis.http_session import AuthRequest, HttpClient, TransportError
 from ..structured_log import emit
 from .lifecycle import DisconnectResult
 
@@ -39,7 +38,7 @@ class DisconnectCaller:
 
     def _token(self) -> str:
         with self._lock:
-            request = Request(self._http.pool)  # type: ignore[no-untyped-call]
+            request = AuthRequest(self._http)
             if self._credentials is None:
                 self._credentials = id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
                     self.url, request=request)

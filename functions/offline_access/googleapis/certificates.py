@@ -98,7 +98,7 @@ class CachedDocument(Generic[V]):
             raise self._unavailable("could not be read") from None
         self._values = values
         self._fetched_at = started
-        self._expires_at = started + _max_age(response.headers.get("Cache-Control"))
+        self._expires_at = started + _max_age(response.header("Cache-Control"))
 
     def stale(self) -> bool:
         """True when the next lookup would have to fetch the document."""

@@ -99,7 +99,7 @@ def _error_of(response: HttpResponse) -> tuple[str, str, str]:
 def _unavailable(response: HttpResponse | None = None) -> Unavailable:
     retry_after = None
     if response is not None:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.header("Retry-After"))
     return Unavailable(
         "Google's sign-in service is unavailable. Try again shortly.",
         retry_after=retry_after,
@@ -212,7 +212,7 @@ def refresh_access_token(
     if response.status_code == 429 or response.status_code >= 500:
         raise GoogleUnavailable(
             f"Google's token endpoint answered {response.status_code}.",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.header("Retry-After")),
         )
     error, description, subtype = _error_of(response)
     if error == "invalid_grant":
@@ -255,7 +255,7 @@ def revoke_token(http: HttpClient, revoke_url: str, token: str, *, timeout: floa
     if response.status_code == 429 or response.status_code >= 500:
         raise GoogleUnavailable(
             f"Google's revoke endpoint answered {response.status_code}.",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.header("Retry-After")),
         )
     error, _, _ = _error_of(response)
     if response.status_code == 400 and error == "invalid_token":

@@ -135,7 +135,7 @@ class ApiSession:
         ):
             raise GoogleUnavailable(
                 f"A Google API answered {status}.",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(response.header("Retry-After")),
             )
         return response
 

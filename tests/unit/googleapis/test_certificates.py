@@ -2,7 +2,7 @@
 (pure logic, fake transport)."""
 
 import base64
-from types import SimpleNamespace
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -15,6 +15,7 @@ from offline_access.googleapis.certificates import (
     parse_risc_configuration,
     risc_configuration,
 )
+from offline_access.googleapis.http_session import HttpResponse
 
 
 class FakeSession:
@@ -26,8 +27,8 @@ class FakeSession:
 
     def get(self, url, timeout):
         self.gets += 1
-        return SimpleNamespace(status_code=self.status, json=lambda: dict(self.certs),
-                               headers={"Cache-Control": f"public, max-age={self.max_age}"})
+        return HttpResponse(self.status, {"cache-control": f"public, max-age={self.max_age}"},
+                            json.dumps(self.certs).encode())
 
 
 class Clock:
