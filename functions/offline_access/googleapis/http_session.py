@@ -6,9 +6,10 @@ connections per origin: each of the job's users makes two calls, and the general
 above `http.client` cost CPU the job cannot spare. `requests` (settings merged per call, the
 request prepared twice over) cost about as much as the rest of the call, and urllib3 used
 directly still cost half as much again as this client (0.47 ms against 0.30 ms of CPU per call,
-measured on the local Google: URL parsing and re-encoding, its response and header objects). It keeps no cookies, so nothing one answer
-sets can go with another user's request. google-auth's calls (ID tokens for internal calls) go
-through the same client, as a `google.auth.transport.Request` (`AuthRequest`).
+measured on the local Google: URL parsing and re-encoding, its response and header objects).
+It keeps no cookies, so nothing one answer sets can go with another user's request.
+google-auth's calls (ID tokens for internal calls) go through the same client, as a
+`google.auth.transport.Request` (`AuthRequest`).
 
 Retries are never automatic at this level: each caller decides whether a request may be
 repeated (a one-time code may not be), with the two facts every such decision needs: whether a
@@ -195,8 +196,9 @@ class HttpClient:
 
         Raises `TransportError`; ValueError for a URL that is not absolute http(s).
 
-        `timeout` bounds the connection's opening, and then each wait for the answer to what is
-        left of it. As with `requests`, a `params` or `data` entry whose value is None is left out.
+        `timeout` bounds the connection's opening; each wait for the answer is then bounded by
+        what was left of it when the request went out. As with `requests`, a `params` or `data`
+        entry whose value is None is left out.
         """
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
