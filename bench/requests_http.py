@@ -41,9 +41,7 @@ class RequestsHttp:
             raise TransportError(exc, never_sent=True) from None
         except requests.RequestException as exc:
             raise TransportError(exc) from None
-        return HttpResponse(answer.status_code,
-                            {name.lower(): value for name, value in answer.headers.items()},
-                            answer.content)
+        return HttpResponse.of(answer.status_code, answer.headers.items(), answer.content)
 
     def get(self, url: str, **kwargs: Any) -> HttpResponse:
         return self.request("GET", url, **kwargs)

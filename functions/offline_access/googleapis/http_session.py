@@ -33,8 +33,8 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
@@ -52,8 +52,8 @@ _FORM = "application/x-www-form-urlencoded"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # google-auth's own default, for its calls that name no timeout.
 AUTH_TIMEOUT_SECONDS = 120
-# Origins whose idle connections are kept (the job and the functions call about four).
-_IDLE_ORIGINS = 8
+# Origins whose routes and idle connections are kept (the job and the functions call about four).
+_ORIGINS = 8
 
 
 class TransportError(Exception):
@@ -77,6 +77,11 @@ class HttpResponse:
     headers: Mapping[str, str]
     content: bytes
 
+    @classmethod
+    def of(cls, status_code: int, headers: Iterable[tuple[str, str]], content: bytes) -> HttpResponse:
+        """An answer from its header lines as they came (names in any case)."""
+        return cls(status_code, {name.lower(): value for name, value in headers}, content)
+
     def header(self, name: str) -> str | None:
         """A header's value (the last one, if it came more than once), or None."""
         return self.headers.get(name.lower())
@@ -94,13 +99,15 @@ class Route:
     host: str
     port: int
     proxy: tuple[str, int] | None = None
-    proxy_headers: Mapping[str, str] | None = field(default=None, compare=False)
+    proxy_headers: Mapping[str, str] | None = None
 
 
-class _Idle:
-    """The idle connections of one route, newest last (the likeliest to be still open)."""
+class _Origin:
+    """Where one origin's requests go (`route`), and its idle connections, newest last (the
+    likeliest to be still open)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, route: Route, size: int) -> None:
+        self.route = route
         self.size = size
         self.connections: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
@@ -153,19 +160,19 @@ class HttpClient:
         self._no_proxy = lowered.get("no_proxy", "")
         self._proxies = {scheme: _proxy(lowered[f"{scheme}_proxy"], f"{scheme.upper()}_PROXY")
                          for scheme in ("http", "https") if lowered.get(f"{scheme}_proxy")}
-        self._routes: dict[tuple[str, str], Route] = {}
-        self._idle: dict[Route, _Idle] = {}
+        self._origins: dict[tuple[str, str], _Origin] = {}
         self._lock = threading.Lock()
 
     def route(self, url: str) -> Route:
         """How a request to `url` is sent: straight to its origin, or through a proxy."""
         parts = urlsplit(url)
-        return self._route(parts.scheme, parts.netloc)
+        return self._origin(parts.scheme, parts.netloc).route
 
-    def _route(self, scheme: str, netloc: str) -> Route:
-        known = self._routes.get((scheme, netloc))
-        if known is not None:
-            return known
+    def _origin(self, scheme: str, netloc: str) -> _Origin:
+        """The origin's route and idle connections; at most `_ORIGINS` are kept."""
+        origin = self._origins.get((scheme, netloc))
+        if origin is not None:
+            return origin
         parts = urlsplit(f"{scheme}://{netloc}")
         host, port = parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme, 0)
         proxy = self._proxies.get(scheme)
@@ -175,10 +182,12 @@ class HttpClient:
             route = Route(scheme, host, port)
         else:
             route = Route(scheme, host, port, proxy[0], proxy[1])
-        if len(self._routes) >= _IDLE_ORIGINS * 8:
-            self._routes.clear()
-        self._routes[(scheme, netloc)] = route
-        return route
+        with self._lock:
+            if len(self._origins) >= _ORIGINS and (scheme, netloc) not in self._origins:
+                _, dropped = self._origins.popitem()
+                for connection in dropped.connections:
+                    connection.close()
+            return self._origins.setdefault((scheme, netloc), _Origin(route, self.pool_size))
 
     def request(
         self,
@@ -218,11 +227,11 @@ class HttpClient:
             query = f"{query}&{extra}" if query and extra else query or extra
         if query:
             target = f"{target}?{query}"
-        route = self._route(parts.scheme, parts.netloc)
-        if route.proxy is not None and route.scheme == "http":
+        origin = self._origin(parts.scheme, parts.netloc)
+        if origin.route.proxy is not None and origin.route.scheme == "http":
             target = f"http://{parts.netloc}{target}"  # a plain-HTTP proxy takes the whole URL
-            all_headers.update(route.proxy_headers or {})
-        return self._send(route, method, target, body, all_headers, timeout)
+            all_headers.update(origin.route.proxy_headers or {})
+        return self._send(origin, method, target, body, all_headers, timeout)
 
     def get(self, url: str, **kwargs: Any) -> HttpResponse:
         return self.request("GET", url, **kwargs)
@@ -230,13 +239,12 @@ class HttpClient:
     def post(self, url: str, **kwargs: Any) -> HttpResponse:
         return self.request("POST", url, **kwargs)
 
-    def _send(self, route: Route, method: str, target: str, body: bytes | None,
+    def _send(self, origin: _Origin, method: str, target: str, body: bytes | None,
               headers: dict[str, str], timeout: float) -> HttpResponse:
         deadline = time.monotonic() + timeout
-        idle = self._idle_for(route)
-        connection = idle.take()
+        connection = origin.take()
         if connection is None:
-            connection = self._connect(route, timeout)
+            connection = self._connect(origin.route, timeout)
         try:
             connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
             connection.request(method, target, body=body, headers=headers)
@@ -248,9 +256,8 @@ class HttpClient:
         if answer.will_close:
             connection.close()
         else:
-            idle.give_back(connection)
-        return HttpResponse(answer.status, {name.lower(): value for name, value in answer.getheaders()},
-                            content)
+            origin.give_back(connection)
+        return HttpResponse.of(answer.status, answer.getheaders(), content)
 
     def _connect(self, route: Route, timeout: float) -> http.client.HTTPConnection:
         """A new connection, open: nothing is sent if this fails, so the error says never_sent."""
@@ -269,17 +276,6 @@ class HttpClient:
             connection.close()
             raise TransportError(exc, never_sent=True) from None
         return connection
-
-    def _idle_for(self, route: Route) -> _Idle:
-        idle = self._idle.get(route)
-        if idle is None:
-            with self._lock:
-                if len(self._idle) >= _IDLE_ORIGINS and route not in self._idle:
-                    _, dropped = self._idle.popitem()
-                    for connection in dropped.connections:
-                        connection.close()
-                idle = self._idle.setdefault(route, _Idle(self.pool_size))
-        return idle
 
 
 class AuthRequest(google.auth.transport.Request):

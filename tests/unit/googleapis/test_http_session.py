@@ -211,8 +211,8 @@ def test_an_idle_connection_the_server_closed_is_replaced_before_sending(recorde
     http = HttpClient(environ={})
     url = f"http://127.0.0.1:{server.server_port}/"
     http.get(url, timeout=5)
-    for idle in http._idle.values():  # noqa: SLF001 - the server hangs up on what the pool keeps
-        for connection in idle.connections:
+    for origin in http._origins.values():  # noqa: SLF001 - the server hangs up on what the pool keeps
+        for connection in origin.connections:
             connection.sock.shutdown(socket.SHUT_RD)
     assert http.get(url, timeout=5).status_code == 200
     assert len({port for _, port, _ in handler.seen}) == 2
